@@ -1,0 +1,113 @@
+package app
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anonlab/anonlab/steps"
+	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/backends"
+	"github.com/anonlab/anonlab/steps/report"
+)
+
+type runFlags struct {
+	file        string
+	backend     string
+	version     string
+	binariesDir string
+	output      string
+	lang        string
+	keep        bool
+	allowOpen   bool
+}
+
+var outputs = []string{"text", "json"}
+
+func newRun(streams IOStreams) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run [SCENARIO | --file PATH]",
+		Short: "Run a scenario non-interactively; exit 0 when every expectation holds, 1 when one does not, 2 for bad usage",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError("run takes one scenario name, got %d", len(args))
+			}
+			if (len(args) == 1) == (f.file != "") {
+				return usageError("give a scenario name (see anonlab list) or --file PATH, not both")
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return runScenario(c.Context(), streams, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.file, "file", "", "run the scenario in this YAML file")
+	fl.StringVar(&f.backend, "backend", "local", "where the control plane comes from: "+strings.Join(backends.Names, ", "))
+	fl.StringVar(&f.version, "kubernetes-version", cluster.DefaultKubernetesVersion, "Kubernetes release")
+	fl.StringVar(&f.binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory")
+	fl.StringVarP(&f.output, "output", "o", "text", "report format: "+strings.Join(outputs, ", "))
+	fl.StringVar(&f.lang, "lang", defaultLang(), "language of titles and explanations: "+strings.Join(steps.Languages, ", "))
+	fl.BoolVar(&f.keep, "keep", false, "keep the cluster running at the end")
+	fl.BoolVar(&f.allowOpen, "i-understand-this-opens-the-cluster", false, "let steps open a cluster the lab did not create to anonymous users (still undone in cleanup)")
+	return cmd
+}
+
+func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []string) error {
+	if !slices.Contains(outputs, f.output) {
+		return usageError("--output %q: want one of %s", f.output, strings.Join(outputs, ", "))
+	}
+	if !slices.Contains(steps.Languages, f.lang) {
+		return usageError("--lang %q: want one of %s", f.lang, strings.Join(steps.Languages, ", "))
+	}
+	var sc *steps.Scenario
+	var err error
+	if f.file != "" {
+		sc, err = steps.LoadFile(f.file)
+	} else {
+		sc, err = steps.Load(args[0])
+	}
+	if err != nil {
+		return err
+	}
+	b, err := backends.New(f.backend, backends.Options{KubernetesVersion: f.version, BinariesDir: f.binariesDir})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(parent, streams)
+	defer stop()
+
+	var sink steps.Sink
+	switch f.output {
+	case "json":
+		sink = report.NewJSONLines(streams.Out)
+	default:
+		sink = report.NewText(streams.Out, streams.Err)
+	}
+	sum := steps.Run(ctx, sc, b, sink, steps.WithLang(f.lang), steps.WithKeepCluster(f.keep), steps.WithAllowOpen(f.allowOpen))
+	if !f.keep {
+		// The scenario's cleanup destroys the cluster; this is the net under
+		// it for a scenario that forgot, or a step that failed.
+		if err := b.Destroy(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
+	}
+	if !sum.OK() {
+		return errFailed
+	}
+	return nil
+}
+
+// defaultLang is ja when $LANG (or $LC_ALL) says Japanese, else en.
+func defaultLang() string {
+	for _, v := range []string{os.Getenv("LC_ALL"), os.Getenv("LANG")} {
+		if strings.HasPrefix(v, "ja") {
+			return "ja"
+		}
+	}
+	return "en"
+}

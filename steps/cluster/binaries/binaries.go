@@ -1,0 +1,292 @@
+// Package binaries finds or builds the kube-apiserver and etcd executables
+// the local backend runs: from an explicit directory, from the user cache,
+// or built from the Go module sources of the requested Kubernetes release.
+package binaries
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/semver"
+
+	"github.com/anonlab/anonlab/steps/cluster"
+)
+
+// Names of the executables a directory must hold.
+const (
+	KubeAPIServer = "kube-apiserver"
+	Etcd          = "etcd"
+)
+
+type options struct {
+	dir      string
+	cacheDir string
+}
+
+// Option configures Resolve.
+type Option func(*options)
+
+// WithDir makes Resolve use dir and nothing else.
+func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
+
+// WithCacheDir sets the cache root (default $XDG_CACHE_HOME/anonlab).
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// CacheRoot is where built binaries are kept, one directory per version.
+func CacheRoot() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find the user cache directory: %w", err)
+	}
+	return filepath.Join(base, "anonlab"), nil
+}
+
+// Resolve returns a directory holding kube-apiserver and etcd for version:
+// the explicit directory if one is given, else the cache, else it builds
+// them into the cache, reporting progress through ctx (see
+// cluster.WithProgress).
+func Resolve(ctx context.Context, version string, opts ...Option) (string, error) {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.dir != "" {
+		if err := complete(o.dir); err != nil {
+			return "", err
+		}
+		return o.dir, nil
+	}
+	if !semver.IsValid(version) || semver.Major(version) != "v1" {
+		return "", fmt.Errorf("kubernetes version %q: want a release such as %s", version, cluster.DefaultKubernetesVersion)
+	}
+	root := o.cacheDir
+	if root == "" {
+		var err error
+		if root, err = CacheRoot(); err != nil {
+			return "", err
+		}
+	}
+	dir := filepath.Join(root, version)
+	if complete(dir) == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("create cache %s: %w", root, err)
+	}
+	unlock, err := lock(ctx, filepath.Join(root, ".build.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	// Another process may have built it while we waited for the lock.
+	if complete(dir) == nil {
+		return dir, nil
+	}
+	if err := build(ctx, version, dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func complete(dir string) error {
+	for _, name := range []string{KubeAPIServer, Etcd} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("binaries directory %s: %w", dir, err)
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return fmt.Errorf("binaries directory %s: %s is not executable", dir, name)
+		}
+	}
+	return nil
+}
+
+// lock takes an exclusive lock on path, so that only one Kubernetes build
+// runs at a time on the machine (each needs ~2 GB and both cores).
+func lock(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open build lock: %w", err)
+	}
+	start := time.Now()
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("take build lock %s: %w", path, err)
+		}
+		cluster.ReportProgress(ctx, cluster.Progress{Phase: "build", Detail: "waiting for another build to finish (" + path + ")", Elapsed: time.Since(start)})
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// build compiles kube-apiserver and etcd into dir. Each gets a generated
+// module: Kubernetes' own go.mod replaces its staging modules by local
+// paths, so a module that requires k8s.io/kubernetes must replace each of
+// them by the matching v0.x.y release.
+func build(ctx context.Context, version, dir string) error {
+	if _, err := exec.LookPath("go"); err != nil {
+		return fmt.Errorf("build Kubernetes %s from source: the go command is needed: %w", version, err)
+	}
+	work, err := os.MkdirTemp("", "anonlab-build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	start := time.Now()
+	b := builder{ctx: ctx, start: start}
+
+	kmod, err := b.moduleFile("k8s.io/kubernetes", version, work)
+	if err != nil {
+		return err
+	}
+	staging := "v0" + strings.TrimPrefix(version, "v1")
+	var replaces []string
+	for _, r := range kmod.Replace {
+		if strings.HasPrefix(r.New.Path, "./staging/") {
+			replaces = append(replaces, fmt.Sprintf("\t%s => %s %s\n", r.Old.Path, r.Old.Path, staging))
+		}
+	}
+	etcdVersion := ""
+	for _, r := range kmod.Require {
+		if r.Mod.Path == "go.etcd.io/etcd/client/v3" {
+			etcdVersion = r.Mod.Version
+		}
+	}
+	if etcdVersion == "" {
+		return fmt.Errorf("k8s.io/kubernetes %s does not require go.etcd.io/etcd/client/v3: cannot tell which etcd to build", version)
+	}
+
+	out := filepath.Join(work, "out")
+	minor := strings.TrimPrefix(semver.MajorMinor(version), "v1.")
+	ldflags := "-s -w"
+	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		ldflags += fmt.Sprintf(" -X %[1]s.gitVersion=%[2]s -X %[1]s.gitMajor=1 -X %[1]s.gitMinor=%[3]s -X %[1]s.gitTreeState=clean -X %[1]s.buildDate=%[4]s",
+			pkg, version, minor, time.Now().UTC().Format(time.RFC3339))
+	}
+	apiserverMod := fmt.Sprintf("module anonlab.local/build/kube-apiserver\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n%s)\n",
+		kmod.Go.Version, version, strings.Join(replaces, ""))
+	if err := b.module(filepath.Join(work, "kube-apiserver"), apiserverMod,
+		"//go:build tools\n\npackage main\n\nimport _ \"k8s.io/kubernetes/cmd/kube-apiserver\"\n",
+		out, ldflags, "k8s.io/kubernetes/cmd/kube-apiserver", KubeAPIServer); err != nil {
+		return err
+	}
+	etcdMod := fmt.Sprintf("module anonlab.local/build/etcd\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n", kmod.Go.Version, etcdVersion)
+	if err := b.module(filepath.Join(work, "etcd"), etcdMod,
+		"package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n",
+		out, "-s -w", ".", Etcd); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(out, dir); err != nil {
+		return fmt.Errorf("install binaries into %s: %w", dir, err)
+	}
+	cluster.ReportProgress(ctx, cluster.Progress{Phase: "build", Detail: "kube-apiserver and etcd built into " + dir, Elapsed: time.Since(start), Done: true})
+	return nil
+}
+
+type builder struct {
+	ctx   context.Context
+	start time.Time
+}
+
+// moduleFile downloads mod@version and parses its go.mod.
+func (b builder) moduleFile(mod, version, work string) (*modfile.File, error) {
+	var info struct{ GoMod, Error string }
+	out, err := b.goOutput(work, "mod", "download", "-json", mod+"@"+version)
+	if jerr := json.Unmarshal(out, &info); jerr != nil && err == nil {
+		err = jerr
+	}
+	if err != nil || info.Error != "" {
+		return nil, fmt.Errorf("download %s@%s: %v %s", mod, version, err, info.Error)
+	}
+	data, err := os.ReadFile(info.GoMod)
+	if err != nil {
+		return nil, err
+	}
+	return modfile.Parse(info.GoMod, data, nil)
+}
+
+// module writes a build module into dir, tidies it and builds pkg as
+// out/name.
+func (b builder) module(dir, gomod, source, out, ldflags, pkg, name string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(source), 0o644); err != nil {
+		return err
+	}
+	if err := b.stream(dir, "resolve "+name, "mod", "tidy"); err != nil {
+		return err
+	}
+	return b.stream(dir, "build "+name, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", filepath.Join(out, name), pkg)
+}
+
+func (b builder) command(dir string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(b.ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
+	return cmd
+}
+
+func (b builder) goOutput(dir string, args ...string) ([]byte, error) {
+	cmd := b.command(dir, args...)
+	cmd.Stderr = io.Discard
+	return cmd.Output()
+}
+
+// stream runs go, reporting each output line as progress and keeping the
+// tail for the error.
+func (b builder) stream(dir, what string, args ...string) error {
+	cmd := b.command(dir, args...)
+	r, w := io.Pipe()
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var tail []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			tail = append(tail, line)
+			if len(tail) > 20 {
+				tail = tail[1:]
+			}
+			cluster.ReportProgress(b.ctx, cluster.Progress{Phase: "build", Detail: what + ": " + line, Elapsed: time.Since(b.start)})
+		}
+	}()
+	err := cmd.Wait()
+	w.Close()
+	<-done
+	if err != nil {
+		return fmt.Errorf("%s (go %s): %w\n%s", what, strings.Join(args, " "), err, strings.Join(tail, "\n"))
+	}
+	return nil
+}

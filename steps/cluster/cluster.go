@@ -1,0 +1,148 @@
+// Package cluster declares what the engine needs from a Kubernetes control
+// plane, whichever way it is provided (local processes, kind, an existing
+// kubeconfig). Implementations live in the sub-packages; picking one by name
+// happens in package backends.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// DefaultKubernetesVersion is the Kubernetes release the lab uses unless
+// told otherwise.
+const DefaultKubernetesVersion = "v1.37.2"
+
+// Backend provides one control plane for a run.
+type Backend interface {
+	// Name is the backend's name as given to --backend.
+	Name() string
+	// Create brings the control plane up, or does nothing when it already
+	// runs. It returns once the apiserver serves.
+	Create(ctx context.Context) error
+	// Destroy stops and removes everything Create made. It is safe to call
+	// more than once and on a backend that was never created.
+	Destroy(ctx context.Context) error
+	// Info describes the running control plane; valid after Create.
+	Info() Info
+	// AdminConfig is a REST config with full rights; valid after Create.
+	AdminConfig() *rest.Config
+}
+
+// Info describes a running control plane.
+type Info struct {
+	// Backend is the backend's name.
+	Backend string
+	// KubernetesVersion is the apiserver's version as it reports it.
+	KubernetesVersion string
+	// URL is the apiserver's base URL (https://host:port).
+	URL string
+	// CAFile is the path of the PEM file with the cluster's CA, for the
+	// commands a person would type (curl --cacert).
+	CAFile string
+	// CAData is the same CA, PEM encoded.
+	CAData []byte
+	// Kubeconfig is the path of an admin kubeconfig, for the kubectl
+	// commands a person would type.
+	Kubeconfig string
+	// AdminName is who the admin credentials authenticate as.
+	AdminName string
+	// CreatedByLab tells whether the lab made this control plane, and so
+	// may open it to anonymous users (see DESIGN.md, Safety).
+	CreatedByLab bool
+}
+
+// APIServerChange is a change to kube-apiserver's command line.
+type APIServerChange struct {
+	// Set adds flags, replacing any existing flag of the same name:
+	// "--anonymous-auth=false".
+	Set []string
+	// Remove drops flags by name: "--anonymous-auth".
+	Remove []string
+	// Files are written where kube-apiserver can read them before it
+	// restarts; a flag value may refer to one as $(FILES)/name.
+	Files map[string][]byte
+}
+
+// FilesDirPlaceholder is replaced in flag values by the directory that holds
+// APIServerChange.Files on the backend.
+const FilesDirPlaceholder = "$(FILES)"
+
+// APIServerReconfigurer is implemented by backends that can change the
+// flags of the kube-apiserver they run.
+type APIServerReconfigurer interface {
+	// ReconfigureAPIServer applies the change, restarts kube-apiserver and
+	// waits until the new one serves. When it does not serve within the
+	// backend's bound, the previous flags are put back and the error is a
+	// *RollbackError.
+	ReconfigureAPIServer(ctx context.Context, change APIServerChange) error
+	// RestoreAPIServer puts back the flags kube-apiserver had when the
+	// cluster was created, if they were changed.
+	RestoreAPIServer(ctx context.Context) error
+	// APIServerArgs is kube-apiserver's current command line (flags only).
+	APIServerArgs(ctx context.Context) ([]string, error)
+}
+
+// RollbackError says a change kept kube-apiserver from serving and was undone.
+type RollbackError struct {
+	// Change is what was tried.
+	Change APIServerChange
+	// LastError is kube-apiserver's own last error line.
+	LastError string
+	// Err is why the change was judged failed.
+	Err error
+}
+
+func (e *RollbackError) Error() string {
+	msg := "kube-apiserver did not serve with the new flags; the previous flags were restored"
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.LastError != "" {
+		msg += "\nkube-apiserver said: " + e.LastError
+	}
+	return msg
+}
+
+func (e *RollbackError) Unwrap() error { return e.Err }
+
+// ErrNotAvailable is returned when a backend cannot run on this machine.
+var ErrNotAvailable = errors.New("backend not available")
+
+// Progress reports long work inside a backend (a binary build, a cluster
+// creation, a wait for the apiserver).
+type Progress struct {
+	// Phase names the work: "build", "create", "wait".
+	Phase string
+	// Detail is the latest thing to say about it: a build's last log line,
+	// what is being polled.
+	Detail string
+	// Elapsed is the time since the phase began.
+	Elapsed time.Duration
+	// Done is set on the phase's last report.
+	Done bool
+}
+
+type progressKey struct{}
+
+// WithProgress returns a context whose backend operations report progress
+// to fn.
+func WithProgress(ctx context.Context, fn func(Progress)) context.Context {
+	return context.WithValue(ctx, progressKey{}, fn)
+}
+
+// ReportProgress sends p to the function set by WithProgress, if any.
+func ReportProgress(ctx context.Context, p Progress) {
+	if fn, ok := ctx.Value(progressKey{}).(func(Progress)); ok {
+		fn(p)
+	}
+}
+
+// ChangeDescriber is implemented by backends that can say how a person
+// would make an APIServerChange by hand on them.
+type ChangeDescriber interface {
+	DescribeChange(change APIServerChange) string
+}

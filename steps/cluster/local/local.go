@@ -1,0 +1,351 @@
+// Package local runs a control plane as child processes on 127.0.0.1: etcd
+// and kube-apiserver with kubeadm-like flags. It needs no container runtime.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/binaries"
+)
+
+// Name is the backend's name for --backend.
+const Name = "local"
+
+type options struct {
+	version     string
+	binariesDir string
+	readyWithin time.Duration
+}
+
+// Option configures the backend.
+type Option func(*options)
+
+// WithKubernetesVersion chooses the Kubernetes release to run.
+func WithKubernetesVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// WithBinariesDir uses kube-apiserver and etcd from dir instead of the cache.
+func WithBinariesDir(dir string) Option { return func(o *options) { o.binariesDir = dir } }
+
+// WithReadyTimeout bounds how long kube-apiserver may take to serve after a
+// start or a flag change before it counts as failed.
+func WithReadyTimeout(d time.Duration) Option { return func(o *options) { o.readyWithin = d } }
+
+// Backend is the local control plane. It is not safe for concurrent use:
+// the engine calls it from one goroutine.
+type Backend struct {
+	opts      options
+	dir       string // private, 0700, removed by Destroy
+	bin       string
+	etcd      *process
+	apiserver *process
+	port      int
+	baseArgs  []string // the flags of the first start, restored on cleanup
+	args      []string // the flags kube-apiserver runs with now
+	cfg       *rest.Config
+	http      *http.Client
+	info      cluster.Info
+}
+
+var (
+	_ cluster.Backend               = (*Backend)(nil)
+	_ cluster.APIServerReconfigurer = (*Backend)(nil)
+)
+
+// New returns a local backend; nothing starts until Create.
+func New(opts ...Option) *Backend {
+	o := options{version: cluster.DefaultKubernetesVersion, readyWithin: 60 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Backend{opts: o}
+}
+
+// Name implements cluster.Backend.
+func (b *Backend) Name() string { return Name }
+
+// Info implements cluster.Backend.
+func (b *Backend) Info() cluster.Info { return b.info }
+
+// AdminConfig implements cluster.Backend.
+func (b *Backend) AdminConfig() *rest.Config { return rest.CopyConfig(b.cfg) }
+
+// Dir is the backend's private directory (certificates, keys, logs, data).
+func (b *Backend) Dir() string { return b.dir }
+
+// Pids are the process ids of the children that run now.
+func (b *Backend) Pids() []int {
+	var pids []int
+	for _, p := range []*process{b.etcd, b.apiserver} {
+		if p != nil && p.running() {
+			pids = append(pids, p.Pid())
+		}
+	}
+	return pids
+}
+
+// Create implements cluster.Backend.
+func (b *Backend) Create(ctx context.Context) (err error) {
+	if b.apiserver != nil && b.apiserver.running() {
+		return nil
+	}
+	bin, err := binaries.Resolve(ctx, b.opts.version, binaries.WithDir(b.opts.binariesDir))
+	if err != nil {
+		return err
+	}
+	b.bin = bin
+	began := time.Now()
+	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "starting etcd and kube-apiserver on 127.0.0.1"})
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.Destroy(context.WithoutCancel(ctx)))
+		}
+	}()
+	if b.dir, err = os.MkdirTemp("", "anonlab-local-"); err != nil {
+		return err
+	}
+	if err = os.Chmod(b.dir, 0o700); err != nil {
+		return err
+	}
+	p, err := newPKI()
+	if err != nil {
+		return err
+	}
+	if err = p.write(b.dir); err != nil {
+		return err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	b.port = ports[2]
+	b.etcd, err = start(binaries.Etcd, filepath.Join(bin, binaries.Etcd), []string{
+		"--name=default",
+		"--data-dir=" + filepath.Join(b.dir, "etcd"),
+		"--listen-client-urls=" + etcdURL, "--advertise-client-urls=" + etcdURL,
+		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
+		"--initial-cluster=default=" + peerURL,
+		"--listen-metrics-urls=", // no extra listener
+		"--unsafe-no-fsync",      // a throw-away lab store; fsync only slows it
+	}, filepath.Join(b.dir, "etcd.log"))
+	if err != nil {
+		return err
+	}
+	b.baseArgs = []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(b.port),
+		// A loopback advertise address needs the endpoint reconciler off
+		// (refused since v1.37); the lab does not use the kubernetes Service.
+		"--endpoint-reconciler-type=none",
+		"--tls-cert-file=" + filepath.Join(b.dir, "apiserver.crt"),
+		"--tls-private-key-file=" + filepath.Join(b.dir, "apiserver.key"),
+		"--client-ca-file=" + filepath.Join(b.dir, "ca.crt"),
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + filepath.Join(b.dir, "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(b.dir, "sa.key"),
+		"--service-cluster-ip-range=10.96.0.0/16",
+		"--authorization-mode=Node,RBAC",
+		"--allow-privileged=true",
+		"--enable-admission-plugins=NodeRestriction",
+	}
+	b.cfg = &rest.Config{
+		Host: "https://127.0.0.1:" + strconv.Itoa(b.port),
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData: p.caCert, CertData: p.adminCert, KeyData: p.adminKey,
+		},
+		QPS: 100, Burst: 200,
+	}
+	if b.http, err = rest.HTTPClientFor(b.cfg); err != nil {
+		return err
+	}
+	if err = b.startAPIServer(ctx, b.baseArgs); err != nil {
+		return fmt.Errorf("start kube-apiserver: %w", err)
+	}
+	if err = b.writeKubeconfig(); err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(b.cfg)
+	if err != nil {
+		return err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("read apiserver version: %w", err)
+	}
+	b.info = cluster.Info{
+		Backend:           Name,
+		KubernetesVersion: v.GitVersion,
+		URL:               b.cfg.Host,
+		CAFile:            filepath.Join(b.dir, "ca.crt"),
+		CAData:            p.caCert,
+		Kubeconfig:        filepath.Join(b.dir, "admin.kubeconfig"),
+		AdminName:         adminUser,
+		CreatedByLab:      true,
+	}
+	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + v.GitVersion + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})
+	return nil
+}
+
+func (b *Backend) writeKubeconfig() error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["anonlab"] = &clientcmdapi.Cluster{Server: b.cfg.Host, CertificateAuthorityData: b.cfg.CAData}
+	kc.AuthInfos[adminUser] = &clientcmdapi.AuthInfo{ClientCertificateData: b.cfg.CertData, ClientKeyData: b.cfg.KeyData}
+	kc.Contexts["anonlab"] = &clientcmdapi.Context{Cluster: "anonlab", AuthInfo: adminUser}
+	kc.CurrentContext = "anonlab"
+	return clientcmd.WriteToFile(*kc, filepath.Join(b.dir, "admin.kubeconfig"))
+}
+
+// startAPIServer starts kube-apiserver with args and polls its /readyz as
+// the admin until it answers 200, it exits, or the bound passes.
+func (b *Backend) startAPIServer(ctx context.Context, args []string) error {
+	p, err := start(binaries.KubeAPIServer, filepath.Join(b.bin, binaries.KubeAPIServer), args, filepath.Join(b.dir, "kube-apiserver.log"))
+	if err != nil {
+		return err
+	}
+	b.apiserver = p
+	b.args = args
+	return b.waitReady(ctx)
+}
+
+func (b *Backend) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.readyWithin)
+	defer cancel()
+	start := time.Now()
+	interval := 10 * time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	last := "no answer yet"
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kube-apiserver not ready after %s (last: %s): %w", time.Since(start).Round(time.Millisecond), last, ctx.Err())
+		case <-b.apiserver.exited:
+			return fmt.Errorf("kube-apiserver exited (%v): %s", b.apiserver.err, b.apiserver.lastError())
+		case <-b.etcd.exited:
+			return fmt.Errorf("etcd exited (%v): %s", b.etcd.err, b.etcd.lastError())
+		case <-timer.C:
+		}
+		code, err := b.get(ctx, "/readyz")
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = "GET /readyz " + strconv.Itoa(code)
+		}
+		cluster.ReportProgress(ctx, cluster.Progress{Phase: "wait", Detail: "polling " + b.cfg.Host + "/readyz as " + adminUser + ": " + last, Elapsed: time.Since(start)})
+		timer.Reset(interval)
+		interval = min(interval*2, 200*time.Millisecond)
+	}
+}
+
+func (b *Backend) get(ctx context.Context, path string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.Host+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// ReconfigureAPIServer implements cluster.APIServerReconfigurer: etcd keeps
+// running, so everything stored (the RBAC objects) survives, as on a node.
+func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APIServerChange) error {
+	if b.apiserver == nil {
+		return errors.New("reconfigure kube-apiserver: the cluster is not running")
+	}
+	filesDir := filepath.Join(b.dir, "files")
+	if len(change.Files) > 0 {
+		if err := os.MkdirAll(filesDir, 0o700); err != nil {
+			return err
+		}
+		for name, data := range change.Files {
+			if err := os.WriteFile(filepath.Join(filesDir, filepath.Base(name)), data, 0o600); err != nil {
+				return fmt.Errorf("write %s: %w", name, err)
+			}
+		}
+	}
+	previous := b.args
+	next := cluster.ApplyFlags(previous, change, filesDir)
+	if err := b.restart(ctx, next); err != nil {
+		lastErr := b.apiserver.lastError()
+		if rerr := b.restart(ctx, previous); rerr != nil {
+			return fmt.Errorf("roll back kube-apiserver flags after %v: %w", err, rerr)
+		}
+		return &cluster.RollbackError{Change: change, LastError: lastErr, Err: err}
+	}
+	return nil
+}
+
+// RestoreAPIServer implements cluster.APIServerReconfigurer.
+func (b *Backend) RestoreAPIServer(ctx context.Context) error {
+	if b.apiserver == nil || equal(b.args, b.baseArgs) {
+		return nil
+	}
+	return b.restart(ctx, b.baseArgs)
+}
+
+// APIServerArgs implements cluster.APIServerReconfigurer.
+func (b *Backend) APIServerArgs(context.Context) ([]string, error) {
+	return append([]string(nil), b.args...), nil
+}
+
+func (b *Backend) restart(ctx context.Context, args []string) error {
+	b.apiserver.stop(30 * time.Second)
+	return b.startAPIServer(ctx, args)
+}
+
+// Destroy implements cluster.Backend.
+func (b *Backend) Destroy(context.Context) error {
+	b.apiserver.stop(30 * time.Second)
+	b.etcd.stop(30 * time.Second)
+	b.apiserver, b.etcd = nil, nil
+	if b.dir == "" {
+		return nil
+	}
+	err := os.RemoveAll(b.dir)
+	b.dir = ""
+	return err
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func equal(a, b []string) bool {
+	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
+}

@@ -1,0 +1,103 @@
+package local
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is one child (etcd or kube-apiserver) with its output in a log
+// file.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	err     error // set before exited is closed
+}
+
+func start(name, bin string, args []string, logPath string) (*process, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: a Ctrl-C on the terminal reaches the lab, which
+	// then stops its children in order, instead of reaching them directly.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// Pid is the child's process id.
+func (p *process) Pid() int { return p.cmd.Process.Pid }
+
+// running reports whether the process has not exited.
+func (p *process) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM, as a kubelet does, and SIGKILL after grace.
+func (p *process) stop(grace time.Duration) {
+	if p == nil || !p.running() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// lastError is the process's own last error line: klog's "command failed"
+// line when there is one, else the last error-level line, else the last line.
+func (p *process) lastError() string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return ""
+	}
+	var last, lastErr, failed string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		last = line
+		switch {
+		case strings.Contains(line, `"command failed"`):
+			failed = line
+		case line[0] == 'E' || line[0] == 'F' || strings.HasPrefix(line, "Error:"):
+			lastErr = line
+		}
+	}
+	for _, s := range []string{failed, lastErr, last} {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,50 @@
+package steps
+
+import (
+	"context"
+
+	"github.com/anonlab/anonlab/steps/cluster"
+)
+
+// clusterStep creates or destroys the cluster through the backend:
+//
+//	cluster: create
+type clusterStep string
+
+func (c *clusterStep) Validate(v *Validator) error {
+	if *c != "create" && *c != "destroy" {
+		return v.Errorf("", "%q: want create or destroy", string(*c))
+	}
+	return nil
+}
+
+func (c *clusterStep) Run(ctx context.Context, sc *StepContext) error {
+	ctx = cluster.WithProgress(ctx, sc.progress)
+	if *c == "destroy" {
+		if sc.run.opts.keep {
+			return Skip("the cluster is kept (--keep)")
+		}
+		err := sc.Backend.Destroy(ctx)
+		sc.run.clusterUp = false
+		sc.clusterState(nil, false)
+		return err
+	}
+	if err := sc.Backend.Create(ctx); err != nil {
+		return err
+	}
+	sc.run.clusterUp = true
+	info := sc.Backend.Info()
+	sc.Log("kube-apiserver %s serves at %s (%s backend)", info.KubernetesVersion, info.URL, sc.Backend.Name())
+	sc.clusterState(currentArgs(ctx, sc.Backend), true)
+	return nil
+}
+
+// currentArgs is kube-apiserver's command line when the backend can tell.
+func currentArgs(ctx context.Context, b cluster.Backend) []string {
+	if rc, ok := b.(cluster.APIServerReconfigurer); ok {
+		if args, err := rc.APIServerArgs(ctx); err == nil {
+			return args
+		}
+	}
+	return nil
+}

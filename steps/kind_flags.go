@@ -1,0 +1,106 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/anonlab/anonlab/steps/cluster"
+)
+
+// flagsStep changes kube-apiserver's flags through the backend (a restart
+// of the local process, or an edit of the static-Pod manifest on kind) and
+// waits until the new apiserver serves. A change it refuses is rolled back.
+//
+//	apiserverFlags: {set: [--anonymous-auth=false]}
+//	apiserverFlags: {restore: true}
+type flagsStep struct {
+	Set    []string `yaml:"set"`
+	Remove []string `yaml:"remove"`
+	// Files maps a file name, usable in a flag value as $(FILES)/name, to
+	// the manifest whose content it gets.
+	Files   map[string]string `yaml:"files"`
+	Restore bool              `yaml:"restore"`
+}
+
+func (f *flagsStep) Validate(v *Validator) error {
+	if f.Restore && (len(f.Set) > 0 || len(f.Remove) > 0 || len(f.Files) > 0) {
+		return v.Errorf("restore", "restore puts the original flags back: give it alone")
+	}
+	if !f.Restore && len(f.Set) == 0 && len(f.Remove) == 0 {
+		return v.Errorf("set", "required: flags to set or remove, or restore: true")
+	}
+	for i, flag := range append(append([]string(nil), f.Set...), f.Remove...) {
+		if !strings.HasPrefix(flag, "--") || len(cluster.FlagName(flag)) < 3 {
+			return v.Errorf(fmt.Sprintf("set[%d]", i), "%q: a flag looks like --name=value", flag)
+		}
+	}
+	for i, flag := range f.Set {
+		if !strings.Contains(flag, "=") {
+			return v.Errorf(fmt.Sprintf("set[%d]", i), "%q: give a value, --name=value", flag)
+		}
+	}
+	for name, manifest := range f.Files {
+		if name == "" || strings.ContainsAny(name, "/\\") {
+			return v.Errorf("files", "%q: a plain file name", name)
+		}
+		if !v.ManifestExists(manifest) {
+			return v.Errorf("files."+name, "%q: no such manifest", manifest)
+		}
+	}
+	return nil
+}
+
+func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
+	rc, ok := sc.Backend.(cluster.APIServerReconfigurer)
+	if !ok {
+		return fmt.Errorf("the %s backend cannot change kube-apiserver's flags", sc.Backend.Name())
+	}
+	ctx = cluster.WithProgress(ctx, sc.progress)
+	if f.Restore {
+		sc.Command("# put kube-apiserver's original flags back")
+		if err := rc.RestoreAPIServer(ctx); err != nil {
+			return err
+		}
+		sc.run.flagsChanged = false
+		sc.clusterState(currentArgs(ctx, sc.Backend), true)
+		return nil
+	}
+	if err := sc.mayOpen("change kube-apiserver's flags"); err != nil {
+		return err
+	}
+	change := cluster.APIServerChange{Set: f.Set, Remove: f.Remove, Files: map[string][]byte{}}
+	for name, manifest := range f.Files {
+		data, err := readManifest(sc.run.scenario, manifest)
+		if err != nil {
+			return err
+		}
+		change.Files[name] = data
+	}
+	if d, ok := sc.Backend.(cluster.ChangeDescriber); ok {
+		sc.Command(d.DescribeChange(change))
+	}
+	sc.run.flagsChanged = true
+	err := rc.ReconfigureAPIServer(ctx, change)
+	sc.clusterState(currentArgs(ctx, sc.Backend), true)
+	want := sc.Step.Expect
+	var rb *cluster.RollbackError
+	switch {
+	case errors.As(err, &rb):
+		sc.Log("kube-apiserver refused the change and the previous flags were restored; it said: %s", rb.LastError)
+		if want == nil || !want.RolledBack {
+			return err
+		}
+		sc.Check(CheckResult{Name: "rolled back", Want: "true", Got: "true", OK: true})
+		if want.ErrorContains != "" {
+			sc.Check(CheckResult{Name: "kube-apiserver error contains", Want: want.ErrorContains, Got: rb.LastError, OK: strings.Contains(rb.LastError, want.ErrorContains)})
+		}
+		return nil
+	case err != nil:
+		return err
+	case want != nil && want.RolledBack:
+		sc.Check(CheckResult{Name: "rolled back", Want: "true", Got: "false: kube-apiserver serves with the new flags", OK: false})
+	}
+	return nil
+}

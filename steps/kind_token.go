@@ -1,0 +1,71 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// tokenStep gets a bearer token for a ServiceAccount through the
+// TokenRequest API (kubectl create token). Since Kubernetes 1.24 no token
+// Secret is made for a ServiceAccount, so reading one no longer works.
+//
+//	serviceAccountToken: {namespace: default, serviceAccount: default, saveAs: sa-token}
+type tokenStep struct {
+	Namespace      string `yaml:"namespace"`
+	ServiceAccount string `yaml:"serviceAccount"`
+	SaveAs         string `yaml:"saveAs"`
+}
+
+func (t *tokenStep) Validate(v *Validator) error {
+	if t.Namespace == "" {
+		t.Namespace = "default"
+	}
+	if t.ServiceAccount == "" {
+		t.ServiceAccount = "default"
+	}
+	if t.SaveAs == "" {
+		return v.Errorf("saveAs", "required: the name later request steps use as token")
+	}
+	if !validID.MatchString(t.SaveAs) {
+		return v.Errorf("saveAs", "%q: use lower-case letters, digits and dashes", t.SaveAs)
+	}
+	v.DefineToken(t.SaveAs)
+	return nil
+}
+
+func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
+	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	if err != nil {
+		return err
+	}
+	variable := strings.ToUpper(strings.ReplaceAll(t.SaveAs, "-", "_"))
+	sc.Command(fmt.Sprintf("%s=$(%s create token %s --namespace %s)", variable, sc.kubectl(), t.ServiceAccount, t.Namespace))
+	// Without kube-controller-manager (the local backend) nobody creates the
+	// namespace's default ServiceAccount: make it, as the controller would.
+	_, err = cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		sc.Log("ServiceAccount %s/%s does not exist yet (no controller made it): creating it", t.Namespace, t.ServiceAccount)
+		_, err = cs.CoreV1().ServiceAccounts(t.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: t.ServiceAccount}}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("get ServiceAccount %s/%s: %w", t.Namespace, t.ServiceAccount, err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(t.Namespace).CreateToken(ctx, t.ServiceAccount, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("request a token for ServiceAccount %s/%s: %w", t.Namespace, t.ServiceAccount, err)
+	}
+	identity := fmt.Sprintf("system:serviceaccount:%s:%s", t.Namespace, t.ServiceAccount)
+	sc.run.tokens[t.SaveAs] = token{value: tr.Status.Token, identity: identity, variable: variable}
+	sc.Log("got a token for %s, valid until %s; shown as $%s", identity, tr.Status.ExpirationTimestamp.UTC().Format("15:04:05 MST"), variable)
+	return nil
+}

@@ -1,0 +1,127 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Languages the lab speaks; English is always present.
+var Languages = []string{"en", "ja"}
+
+// Text is prose in several languages. In YAML it is either a plain string
+// (English) or a mapping from language to text.
+type Text map[string]string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (t *Text) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*t = Text{"en": n.Value}
+		return nil
+	}
+	m := map[string]string{}
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	*t = m
+	return nil
+}
+
+// In returns the text in lang, falling back to English.
+func (t Text) In(lang string) string {
+	if s, ok := t[lang]; ok && s != "" {
+		return s
+	}
+	return t["en"]
+}
+
+// Scenario is a lab: steps run in order, then cleanup steps, always.
+type Scenario struct {
+	Name        string
+	Title       Text
+	Description Text
+	Steps       []*Step
+	Cleanup     []*Step
+	// File is where the scenario was read from ("scenarios/x.yaml" for an
+	// embedded one).
+	File string
+	// dir is the directory of a scenario read from disk; its manifests may
+	// sit beside it.
+	dir string
+}
+
+// Step is one thing the lab does and what it expects to see.
+type Step struct {
+	ID      string
+	Title   Text
+	Explain Text
+	// Kind is the step kind's name, the key that holds its parameters.
+	Kind   string
+	Action Action
+	Expect *Expect
+	// Line is where the step starts in its file.
+	Line int
+}
+
+// Action is a step kind's decoded parameters and what running them does.
+// Each kind is one file; all kinds are listed in registry.go.
+type Action interface {
+	// Validate checks the parameters before anything starts.
+	Validate(v *Validator) error
+	// Run does the step. Check results go through sc; an error means the
+	// step could not be done at all.
+	Run(ctx context.Context, sc *StepContext) error
+}
+
+// responder is implemented by kinds whose result is an HTTP response that
+// expectations can be matched against.
+type responder interface{ responds() }
+
+// Validator carries what validation of one step needs to know.
+type Validator struct {
+	scenario *Scenario
+	step     *Step
+	field    string // the kind's key
+	// tokens saved by earlier steps.
+	tokens map[string]bool
+}
+
+// Errorf returns a scenario error at the step, naming field (relative to
+// the kind's parameters).
+func (v *Validator) Errorf(field, format string, args ...any) error {
+	path := v.field
+	if field != "" {
+		path += "." + field
+	}
+	return &ScenarioError{File: v.scenario.File, Line: v.step.Line, Field: v.stepPath() + "." + path, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (v *Validator) stepPath() string {
+	return fmt.Sprintf("step %q", v.step.ID)
+}
+
+// TokenDefined reports whether an earlier step saves a token under name.
+func (v *Validator) TokenDefined(name string) bool { return v.tokens[name] }
+
+// DefineToken records that this step saves a token under name.
+func (v *Validator) DefineToken(name string) { v.tokens[name] = true }
+
+// ManifestExists reports whether a manifest can be found by name.
+func (v *Validator) ManifestExists(name string) bool {
+	_, err := readManifest(v.scenario, name)
+	return err == nil
+}
+
+// readManifest finds a manifest: beside a scenario read from disk first,
+// then among the embedded manifests.
+func readManifest(sc *Scenario, name string) ([]byte, error) {
+	if sc.dir != "" && !strings.Contains(name, "..") {
+		if data, err := os.ReadFile(sc.dir + "/" + name); err == nil {
+			return data, nil
+		}
+	}
+	return embeddedManifest(name)
+}
