@@ -34,7 +34,7 @@ lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
 bench: build binaries
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./bench/
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./steps/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./steps/

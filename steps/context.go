@@ -15,6 +15,7 @@ type StepContext struct {
 	Step    *Step
 	Backend cluster.Backend
 	run     *runner
+	cleanup bool
 
 	response     *Response
 	failedChecks int

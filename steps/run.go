@@ -175,7 +175,7 @@ func (r *runner) skip(i int, st *Step, cleanup bool, why string) {
 func (r *runner) step(ctx context.Context, i int, st *Step, cleanup bool) (string, error) {
 	start := time.Now()
 	r.emit(StepStarted{Step: st.ID, Index: i, Title: st.Title.In(r.opts.lang), Cleanup: cleanup})
-	sc := &StepContext{Step: st, Backend: r.backend, run: r}
+	sc := &StepContext{Step: st, Backend: r.backend, run: r, cleanup: cleanup}
 	err := st.Action.Run(ctx, sc)
 	if err == nil && st.Expect != nil {
 		if _, ok := st.Action.(responder); ok {
@@ -204,6 +204,20 @@ func (r *runner) step(ctx context.Context, i int, st *Step, cleanup bool) (strin
 	r.results[stepKey{cleanup, i}] = fin.Status
 	r.emit(fin)
 	return fin.Status, err
+}
+
+// destroysCluster reports whether the scenario's cleanup deletes the
+// cluster: then restoring what is about to be deleted is wasted time.
+func (r *runner) destroysCluster() bool {
+	if r.opts.keep {
+		return false
+	}
+	for _, st := range r.scenario.Cleanup {
+		if c, ok := st.Action.(*clusterStep); ok && *c == "destroy" {
+			return true
+		}
+	}
+	return false
 }
 
 // safetyNet revokes what the scenario applied and did not delete, and puts

@@ -254,7 +254,7 @@ func (b *Backend) waitReady(ctx context.Context) error {
 		}
 		cluster.ReportProgress(ctx, cluster.Progress{Phase: "wait", Detail: "polling " + b.cfg.Host + "/readyz as " + adminUser + ": " + last, Elapsed: time.Since(start)})
 		timer.Reset(interval)
-		interval = min(interval*2, 200*time.Millisecond)
+		interval = min(interval*2, 50*time.Millisecond)
 	}
 }
 
@@ -320,10 +320,11 @@ func (b *Backend) restart(ctx context.Context, args []string) error {
 	return b.startAPIServer(ctx, args)
 }
 
-// Destroy implements cluster.Backend.
+// Destroy implements cluster.Backend. The processes are killed rather than
+// shut down gracefully: everything they hold is deleted with them.
 func (b *Backend) Destroy(context.Context) error {
-	b.apiserver.stop(30 * time.Second)
-	b.etcd.stop(30 * time.Second)
+	b.apiserver.stop(0)
+	b.etcd.stop(0)
 	b.apiserver, b.etcd = nil, nil
 	if b.dir == "" {
 		return nil

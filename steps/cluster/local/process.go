@@ -57,9 +57,15 @@ func (p *process) running() bool {
 	}
 }
 
-// stop sends SIGTERM, as a kubelet does, and SIGKILL after grace.
+// stop sends SIGTERM, as a kubelet does, and SIGKILL after grace (at once
+// when grace is 0).
 func (p *process) stop(grace time.Duration) {
 	if p == nil || !p.running() {
+		return
+	}
+	if grace == 0 {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)

@@ -1,0 +1,71 @@
+package steps_test
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/anonlab/anonlab/steps"
+	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/binaries"
+	"github.com/anonlab/anonlab/steps/cluster/local"
+)
+
+// BenchmarkArticleLocal times the article on the local backend against the
+// same procedure typed by hand (testdata/baseline.sh: openssl and curl on
+// the same binaries), alternating the two so both see the same machine.
+// Budget (DESIGN.md): ratio ≤ 1.0.
+func BenchmarkArticleLocal(b *testing.B) {
+	bin, err := binaries.Resolve(context.Background(), cluster.DefaultKubernetesVersion)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := steps.Load("anonymous-auth")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lab, shell time.Duration
+	for b.Loop() {
+		ports := freePorts(b, 3)
+		start := time.Now()
+		out, err := exec.Command("testdata/baseline.sh", bin, ports[0], ports[1], ports[2]).CombinedOutput()
+		if err != nil {
+			b.Fatalf("baseline: %v\n%s", err, out)
+		}
+		shell += time.Since(start)
+
+		start = time.Now()
+		sum := steps.Run(context.Background(), sc, local.New(local.WithBinariesDir(bin)), steps.SinkFunc(func(steps.Event) {}))
+		lab += time.Since(start)
+		if !sum.OK() {
+			b.Fatalf("the article failed on the local backend: %+v", sum)
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(lab.Seconds()/n, "lab-s/op")
+	b.ReportMetric(shell.Seconds()/n, "shell-s/op")
+	ratio := lab.Seconds() / shell.Seconds()
+	b.ReportMetric(ratio, "lab/shell")
+	verdict := "within budget"
+	if ratio > 1.0 {
+		verdict = "OVER BUDGET"
+	}
+	b.Logf("anonlab %.2fs, by hand %.2fs: ratio %.2f (budget ≤ 1.0, %s)", lab.Seconds()/n, shell.Seconds()/n, ratio, verdict)
+}
+
+func freePorts(b *testing.B, n int) []string {
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	return out
+}
