@@ -123,7 +123,9 @@ type StepFinished struct {
 	Step    string `json:"step"`
 	Index   int    `json:"index"`
 	Cleanup bool   `json:"cleanup,omitempty"`
-	Status  string `json:"status"`
+	// Status is passed, failed or skipped ("result" in JSON: an http
+	// event's "status" is a number).
+	Status string `json:"result"`
 	// Error is why the step failed or was skipped, when it is not a check.
 	Error      string `json:"error,omitempty"`
 	DurationMS int64  `json:"durationMs"`

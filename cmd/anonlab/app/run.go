@@ -76,7 +76,7 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 	}
 	b, err := backends.New(f.backend, backends.Options{KubernetesVersion: f.version, BinariesDir: f.binariesDir})
 	if err != nil {
-		return err
+		return &exitError{code: ExitBadUsage, err: err}
 	}
 	ctx, stop := signalContext(parent, streams)
 	defer stop()
