@@ -23,6 +23,8 @@ type runFlags struct {
 	lang        string
 	keep        bool
 	allowOpen   bool
+	kubeconfig  string
+	kubeContext string
 }
 
 var outputs = []string{"text", "json"}
@@ -52,6 +54,8 @@ func newRun(streams IOStreams) *cobra.Command {
 	fl.StringVar(&f.binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: "+strings.Join(outputs, ", "))
 	fl.StringVar(&f.lang, "lang", defaultLang(), "language of titles and explanations: "+strings.Join(steps.Languages, ", "))
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "existing backend: the kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&f.kubeContext, "context", "", "existing backend: the kubeconfig context (default its current context)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the cluster running at the end")
 	fl.BoolVar(&f.allowOpen, "i-understand-this-opens-the-cluster", false, "let steps open a cluster the lab did not create to anonymous users (still undone in cleanup)")
 	return cmd
@@ -74,7 +78,9 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 	if err != nil {
 		return err
 	}
-	b, err := backends.New(f.backend, backends.Options{KubernetesVersion: f.version, BinariesDir: f.binariesDir})
+	b, err := backends.New(f.backend, backends.Options{
+		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext,
+	})
 	if err != nil {
 		return &exitError{code: ExitBadUsage, err: err}
 	}

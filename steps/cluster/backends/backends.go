@@ -9,11 +9,12 @@ import (
 	"strings"
 
 	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/existing"
 	"github.com/anonlab/anonlab/steps/cluster/local"
 )
 
 // Names lists the backends --backend accepts.
-var Names = []string{local.Name, "kind", "existing"}
+var Names = []string{local.Name, "kind", existing.Name}
 
 // Options are the settings any backend may use.
 type Options struct {
@@ -23,6 +24,13 @@ type Options struct {
 	// $ANONLAB_BINARIES_DIR, then $KUBEBUILDER_ASSETS are used, else the
 	// cache.
 	BinariesDir string
+	// NodeImage is the node image for kind; when empty, the kind backend
+	// picks one for KubernetesVersion.
+	NodeImage string
+	// Kubeconfig and Context choose the cluster for existing; when empty,
+	// $KUBECONFIG or ~/.kube/config and its current context.
+	Kubeconfig string
+	Context    string
 }
 
 // New returns the backend called name.
@@ -37,7 +45,9 @@ func New(name string, o Options) (cluster.Backend, error) {
 			opts = append(opts, local.WithBinariesDir(dir))
 		}
 		return local.New(opts...), nil
-	case "kind", "existing":
+	case existing.Name:
+		return existing.New(existing.WithKubeconfig(o.Kubeconfig), existing.WithContext(o.Context)), nil
+	case "kind":
 		return nil, fmt.Errorf("%w: the %s backend is not available yet; use --backend local", cluster.ErrNotAvailable, name)
 	}
 	return nil, fmt.Errorf("unknown backend %q (known: %s)", name, strings.Join(Names, ", "))

@@ -21,6 +21,7 @@ import (
 
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/binaries"
+	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
 
 // Name is the backend's name for --backend.
@@ -59,6 +60,7 @@ type Backend struct {
 	cfg       *rest.Config
 	http      *http.Client
 	info      cluster.Info
+	entry     *ledger.Entry // what this run created, for anonlab cleanup
 }
 
 var (
@@ -121,6 +123,11 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = os.Chmod(b.dir, 0o700); err != nil {
 		return err
 	}
+	b.entry = ledger.NewEntry(Name)
+	b.entry.Dir = b.dir
+	if err = b.entry.Save(); err != nil {
+		return err
+	}
 	p, err := newPKI()
 	if err != nil {
 		return err
@@ -135,6 +142,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	b.port = ports[2]
+	b.entry.URL = "https://127.0.0.1:" + strconv.Itoa(b.port)
 	b.etcd, err = start(binaries.Etcd, filepath.Join(bin, binaries.Etcd), []string{
 		"--name=default",
 		"--data-dir=" + filepath.Join(b.dir, "etcd"),
@@ -145,6 +153,9 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		"--unsafe-no-fsync",      // a throw-away lab store; fsync only slows it
 	}, filepath.Join(b.dir, "etcd.log"))
 	if err != nil {
+		return err
+	}
+	if err = b.record(); err != nil {
 		return err
 	}
 	b.baseArgs = []string{
@@ -222,6 +233,9 @@ func (b *Backend) startAPIServer(ctx context.Context, args []string) error {
 	}
 	b.apiserver = p
 	b.args = args
+	if err := b.record(); err != nil {
+		return err
+	}
 	return b.waitReady(ctx)
 }
 
@@ -326,12 +340,25 @@ func (b *Backend) Destroy(context.Context) error {
 	b.apiserver.stop(0)
 	b.etcd.stop(0)
 	b.apiserver, b.etcd = nil, nil
-	if b.dir == "" {
-		return nil
+	var errs []error
+	if b.dir != "" {
+		errs = append(errs, os.RemoveAll(b.dir))
+		b.dir = ""
 	}
-	err := os.RemoveAll(b.dir)
-	b.dir = ""
-	return err
+	if b.entry != nil {
+		errs = append(errs, b.entry.Delete())
+		b.entry = nil
+	}
+	return errors.Join(errs...)
+}
+
+// record writes the processes that run now into the run's ledger entry.
+func (b *Backend) record() error {
+	b.entry.Processes = nil
+	for _, pid := range b.Pids() {
+		b.entry.AddProcess(pid)
+	}
+	return b.entry.Save()
 }
 
 func freePorts(n int) ([]int, error) {

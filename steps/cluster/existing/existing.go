@@ -1,0 +1,163 @@
+// Package existing runs scenarios against a cluster the lab did not create,
+// from a kubeconfig. It creates and deletes nothing of the cluster, and
+// cannot change kube-apiserver's flags; the engine refuses steps that would
+// open the cluster to anonymous users unless explicitly allowed.
+package existing
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/ledger"
+)
+
+// Name is the backend's name for --backend.
+const Name = "existing"
+
+type options struct {
+	kubeconfig string
+	context    string
+}
+
+// Option configures the backend.
+type Option func(*options)
+
+// WithKubeconfig reads this kubeconfig file instead of $KUBECONFIG or
+// ~/.kube/config.
+func WithKubeconfig(path string) Option { return func(o *options) { o.kubeconfig = path } }
+
+// WithContext chooses a kubeconfig context other than the current one.
+func WithContext(name string) Option { return func(o *options) { o.context = name } }
+
+// Backend is a cluster reached through a kubeconfig.
+type Backend struct {
+	opts options
+	cfg  *rest.Config
+	dir  string // private copy of the CA for the commands shown
+	info cluster.Info
+}
+
+var _ cluster.Backend = (*Backend)(nil)
+
+// New returns a backend for the kubeconfig; nothing is read until Create.
+func New(opts ...Option) *Backend {
+	b := &Backend{}
+	for _, o := range opts {
+		o(&b.opts)
+	}
+	return b
+}
+
+// Name implements cluster.Backend.
+func (b *Backend) Name() string { return Name }
+
+// Info implements cluster.Backend.
+func (b *Backend) Info() cluster.Info { return b.info }
+
+// AdminConfig implements cluster.Backend: the kubeconfig's credentials.
+func (b *Backend) AdminConfig() *rest.Config { return rest.CopyConfig(b.cfg) }
+
+// Create implements cluster.Backend: it only checks the cluster answers.
+func (b *Backend) Create(ctx context.Context) error {
+	if b.cfg != nil {
+		return nil
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if b.opts.kubeconfig != "" {
+		rules.ExplicitPath = b.opts.kubeconfig
+	}
+	kc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: b.opts.context})
+	cfg, err := kc.ClientConfig()
+	if err != nil {
+		return fmt.Errorf("read kubeconfig: %w", err)
+	}
+	if cfg.Insecure {
+		return fmt.Errorf("the kubeconfig skips TLS verification (insecure-skip-tls-verify): the lab verifies the apiserver against its CA; give a kubeconfig with certificate-authority(-data)")
+	}
+	if err := rest.LoadTLSFiles(cfg); err != nil {
+		return fmt.Errorf("read the kubeconfig's certificates: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("reach the cluster at %s: %w", cfg.Host, err)
+	}
+	raw, err := kc.RawConfig()
+	if err != nil {
+		return err
+	}
+	ctxName := b.opts.context
+	if ctxName == "" {
+		ctxName = raw.CurrentContext
+	}
+	user := "the kubeconfig's user"
+	if c, ok := raw.Contexts[ctxName]; ok && c.AuthInfo != "" {
+		user = c.AuthInfo
+	}
+	if b.dir, err = os.MkdirTemp("", "anonlab-existing-"); err != nil {
+		return err
+	}
+	caFile := filepath.Join(b.dir, "ca.crt")
+	if err := os.WriteFile(caFile, cfg.CAData, 0o600); err != nil {
+		return err
+	}
+	b.cfg = cfg
+	b.info = cluster.Info{
+		Backend:           Name,
+		KubernetesVersion: v.GitVersion,
+		URL:               cfg.Host,
+		CAFile:            caFile,
+		CAData:            cfg.CAData,
+		Kubeconfig:        kubeconfigPath(rules),
+		AdminName:         user,
+		CreatedByLab:      createdByLab(cfg.Host),
+	}
+	return nil
+}
+
+// Destroy implements cluster.Backend: the cluster is left as it is; only
+// the lab's own copy of the CA is removed.
+func (b *Backend) Destroy(context.Context) error {
+	if b.dir == "" {
+		return nil
+	}
+	err := os.RemoveAll(b.dir)
+	b.dir = ""
+	return err
+}
+
+// createdByLab recognises a cluster by the ledger of what lab runs created
+// (a run with --keep leaves its entry until anonlab cleanup), never by its
+// name alone.
+func createdByLab(url string) bool {
+	entries, err := ledger.List()
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.URL == url {
+			return true
+		}
+	}
+	return false
+}
+
+func kubeconfigPath(rules *clientcmd.ClientConfigLoadingRules) string {
+	if rules.ExplicitPath != "" {
+		return rules.ExplicitPath
+	}
+	if p := rules.GetDefaultFilename(); p != clientcmd.RecommendedHomeFile {
+		return p
+	}
+	return ""
+}
