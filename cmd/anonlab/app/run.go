@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -101,6 +102,9 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 		if err := b.Destroy(context.WithoutCancel(ctx)); err != nil {
 			return err
 		}
+	}
+	if ctx.Err() != nil {
+		return &exitError{code: ExitFailed, err: errors.New("interrupted: the remaining steps were skipped, cleanup ran")}
 	}
 	if !sum.OK() {
 		return errFailed
