@@ -6,8 +6,12 @@ KUBERNETES_VERSION ?= v1.37.2
 BACKEND ?= local
 GOLANGCI_LINT_VERSION := v2.15.0
 FUZZTIME ?= 20s
+# kind node image for e2e-kind; empty: the kind backend's image for KUBERNETES_VERSION.
+NODE_IMAGE ?=
+# e2e-framework's own flags, e.g. E2E_FLAGS='--assess anonymous-api --fail-fast'.
+E2E_FLAGS ?=
 
-.PHONY: all build binaries run test unit integration e2e lint bench fuzz clean
+.PHONY: all build binaries run test unit integration e2e e2e-kind lint bench fuzz clean
 
 all: build
 
@@ -22,9 +26,18 @@ binaries: build
 run: build binaries
 	$(BIN) run anonymous-auth --backend $(BACKEND) --kubernetes-version $(KUBERNETES_VERSION)
 
-# Everything CI runs: unit tests, the article on a real kube-apiserver.
+# Everything CI runs: unit tests, the article on a real kube-apiserver, and
+# the e2e suite on the local backend (./e2e runs with its default flags).
 test: build binaries
 	$(GO) test -count=1 -timeout 40m ./...
+
+# The e2e suite (sigs.k8s.io/e2e-framework): each scenario a feature, each
+# step an assessment, on one cluster per run.
+e2e: binaries
+	$(GO) test -count=1 -v -timeout 20m ./e2e -args --backend local --kubernetes-version $(KUBERNETES_VERSION) $(E2E_FLAGS)
+
+e2e-kind:
+	$(GO) test -count=1 -v -timeout 40m ./e2e -args --backend kind --kubernetes-version $(KUBERNETES_VERSION) --node-image=$(NODE_IMAGE) $(E2E_FLAGS)
 
 unit:
 	$(GO) test -short ./...

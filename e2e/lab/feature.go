@@ -1,0 +1,200 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/anonlab/anonlab/steps"
+	"github.com/anonlab/anonlab/steps/report"
+)
+
+// Feature turns a scenario into an e2e-framework feature that the lab's
+// engine runs on the cluster stored in the context under clusterName (see
+// Provider). The feature is named after the scenario and labelled
+// scenario=<name>; each step is an assessment named by its id, and each
+// cleanup step a teardown, followed by a "summary" teardown that waits for
+// the end of the run. The scenario's own "cluster: destroy" is skipped: the
+// suite owns the cluster.
+func Feature(sc *steps.Scenario, clusterName string) *features.FeatureBuilder {
+	r := &run{scenario: sc, cluster: clusterName}
+	f := features.NewWithDescription(sc.Name, sc.Title.In("en")).
+		WithLabel("scenario", sc.Name).
+		WithSetup("start", r.start)
+	for _, st := range sc.Steps {
+		f = f.AssessWithDescription(st.ID, st.Title.In("en"), r.assess(st))
+	}
+	for _, st := range sc.Cleanup {
+		f = f.WithTeardown(st.ID, r.cleanup(st))
+	}
+	return f.WithTeardown("summary", r.finish)
+}
+
+// run is one run of a scenario's feature. Its steps are called one after
+// the other by e2e-framework, so it needs no lock.
+type run struct {
+	scenario *steps.Scenario
+	cluster  string
+
+	stepper    *steps.Stepper
+	text       *report.Text
+	transcript bytes.Buffer // text's output, logged on the current test
+	// waiting is true when the engine waits for Next: before the first
+	// step and after each step that ran. (After a step that could not run
+	// it skips the rest instead; the one Next it never reads is harmless.)
+	waiting  bool
+	running  string // the step that started last
+	stopped  bool
+	finished map[string]steps.StepFinished // by step id
+	failed   map[string][]steps.Check      // failed checks by step id
+	summary  *steps.Summary
+}
+
+func (r *run) start(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+	c, ok := envfuncs.GetClusterFromContext(ctx, r.cluster)
+	if !ok {
+		t.Fatalf("no cluster %q in the context: create it in env.Setup with envfuncs.CreateClusterWithOpts(lab.NewProvider(...), %[1]q)", r.cluster)
+	}
+	p, ok := c.(*Provider)
+	if !ok {
+		t.Fatalf("cluster %q: want a *lab.Provider, got %T", r.cluster, c)
+	}
+	*r = run{scenario: r.scenario, cluster: r.cluster, waiting: true,
+		finished: map[string]steps.StepFinished{}, failed: map[string][]steps.Check{}}
+	r.text = report.NewText(&r.transcript, &r.transcript, report.WithBodyLines(20))
+	r.stepper = steps.Start(ctx, r.scenario, p.Backend(), steps.WithKeepCluster(true))
+	// The scenario's header comes before the engine waits for the first
+	// step: log it on the feature, not on the first assessment.
+	if !r.read(t) {
+		t.Fatal("the run ended before it started")
+	}
+	return ctx
+}
+
+func (r *run) assess(st *steps.Step) features.Func {
+	return func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+		fin, ok := r.await(t, st.ID)
+		if !ok {
+			t.Fatalf("step %s: the run ended before it finished", st.ID)
+		}
+		r.verdict(t, fin)
+		if fin.Status == steps.Skipped {
+			t.Skipf("step %s skipped: %s", st.ID, fin.Error)
+		}
+		return ctx
+	}
+}
+
+// cleanup reports a cleanup step. Teardowns run on the feature's test, so
+// they never skip or stop it: the next teardowns must still run.
+func (r *run) cleanup(st *steps.Step) features.Func {
+	return func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+		r.stop()
+		fin, ok := r.await(t, st.ID)
+		if !ok {
+			t.Errorf("cleanup step %s: the run ended without it", st.ID)
+			return ctx
+		}
+		r.verdict(t, fin)
+		if fin.Status == steps.Skipped {
+			t.Logf("--- cleanup %s: skipped: %s", st.ID, fin.Error)
+		} else {
+			t.Logf("--- cleanup %s: %s", st.ID, fin.Status)
+		}
+		return ctx
+	}
+}
+
+// finish reads the run to its end and fails the feature when the engine's
+// safety net could not undo what the scenario left open.
+func (r *run) finish(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+	r.stop()
+	for r.read(t) {
+	}
+	if r.summary == nil {
+		t.Error("the run ended without a summary")
+		return ctx
+	}
+	failedSteps := 0
+	for _, fin := range r.finished {
+		if fin.Status == steps.Failed {
+			failedSteps++
+		}
+	}
+	if n := r.summary.Failed - failedSteps; n > 0 {
+		t.Errorf("the safety net failed %d time(s) to undo what the scenario left (see the log above)", n)
+	}
+	return ctx
+}
+
+// stop lets the engine skip the steps no assessment asked for and run the
+// cleanup steps.
+func (r *run) stop() {
+	if !r.stopped {
+		r.stepper.Stop()
+		r.stopped = true
+	}
+}
+
+// await reads the run's events until step id has finished. Each time the
+// engine waits, it lets the next step run: the steps before id run even
+// when their own assessments were filtered out (--assess), since later
+// steps depend on them.
+func (r *run) await(t *testing.T, id string) (steps.StepFinished, bool) {
+	for {
+		if fin, ok := r.finished[id]; ok {
+			return fin, true
+		}
+		if r.waiting && !r.stopped {
+			r.stepper.Next()
+			r.waiting = false
+		}
+		if !r.read(t) {
+			return steps.StepFinished{}, false
+		}
+	}
+}
+
+// read takes the next event, records it and logs it on t as the text
+// report shows it; false once the run has ended.
+func (r *run) read(t *testing.T) bool {
+	ev, ok := <-r.stepper.Events()
+	if !ok {
+		return false
+	}
+	r.text.Emit(ev)
+	if s := strings.Trim(r.transcript.String(), "\n"); s != "" {
+		t.Log(s)
+	}
+	r.transcript.Reset()
+	switch ev := ev.(type) {
+	case steps.StepStarted:
+		r.running = ev.Step
+	case steps.Check:
+		if !ev.OK {
+			r.failed[ev.Step] = append(r.failed[ev.Step], ev)
+		}
+	case steps.StepFinished:
+		r.finished[ev.Step] = ev
+		r.waiting = !ev.Cleanup && ev.Step == r.running
+	case steps.Summary:
+		r.summary = &ev
+	}
+	return true
+}
+
+// verdict fails t for each failed check of the step, with its want and
+// got, and for the error that kept the step from running.
+func (r *run) verdict(t *testing.T, fin steps.StepFinished) {
+	for _, c := range r.failed[fin.Step] {
+		t.Errorf("step %s: %s: want %s, got %s", fin.Step, c.Name, c.Want, c.Got)
+	}
+	if fin.Status == steps.Failed && fin.Error != "" {
+		t.Errorf("step %s: %s", fin.Step, fin.Error)
+	}
+}
