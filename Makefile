@@ -10,6 +10,8 @@ FUZZTIME ?= 20s
 NODE_IMAGE ?=
 # e2e-framework's own flags, e.g. E2E_FLAGS='--assess anonymous-api --fail-fast'.
 E2E_FLAGS ?=
+# What runs the e2e suite; CI writes JUnit with GOTEST='gotestsum --junitfile e2e.xml --'.
+GOTEST ?= $(GO) test
 
 .PHONY: all build binaries run test unit integration e2e e2e-kind lint bench fuzz clean
 
@@ -34,10 +36,10 @@ test: build binaries
 # The e2e suite (sigs.k8s.io/e2e-framework): each scenario a feature, each
 # step an assessment, on one cluster per run.
 e2e: binaries
-	$(GO) test -count=1 -v -timeout 20m ./e2e -args --backend local --kubernetes-version $(KUBERNETES_VERSION) $(E2E_FLAGS)
+	$(GOTEST) -count=1 -v -timeout 20m ./e2e -args --backend local --kubernetes-version $(KUBERNETES_VERSION) $(E2E_FLAGS)
 
 e2e-kind:
-	$(GO) test -count=1 -v -timeout 40m ./e2e -args --backend kind --kubernetes-version $(KUBERNETES_VERSION) --node-image=$(NODE_IMAGE) $(E2E_FLAGS)
+	$(GOTEST) -count=1 -v -timeout 40m ./e2e -args --backend kind --kubernetes-version $(KUBERNETES_VERSION) --node-image=$(NODE_IMAGE) $(E2E_FLAGS)
 
 unit:
 	$(GO) test -short ./...
