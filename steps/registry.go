@@ -14,6 +14,7 @@ var registry = map[string]func() Action{
 	"apply":               func() Action { return new(applyStep) },
 	"delete":              func() Action { return new(deleteStep) },
 	"apiserverFlags":      func() Action { return new(flagsStep) },
+	"cisAudit":            func() Action { return new(cisStep) },
 }
 
 // KindNames lists the step kinds, sorted.

@@ -146,3 +146,15 @@ func ReportProgress(ctx context.Context, p Progress) {
 type ChangeDescriber interface {
 	DescribeChange(change APIServerChange) string
 }
+
+// FlagsDescriber is implemented by backends that can say how a person
+// would read kube-apiserver's flags on them.
+type FlagsDescriber interface {
+	DescribeFlagsRead() string
+}
+
+// APIServerFileReader is implemented by backends that can read a file
+// kube-apiserver reads (a path named in its flags).
+type APIServerFileReader interface {
+	ReadAPIServerFile(ctx context.Context, path string) ([]byte, error)
+}
