@@ -66,6 +66,9 @@ type Backend struct {
 var (
 	_ cluster.Backend               = (*Backend)(nil)
 	_ cluster.APIServerReconfigurer = (*Backend)(nil)
+	_ cluster.ChangeDescriber       = (*Backend)(nil)
+	_ cluster.FlagsDescriber        = (*Backend)(nil)
+	_ cluster.APIServerFileReader   = (*Backend)(nil)
 )
 
 // New returns a local backend; nothing starts until Create.
@@ -376,4 +379,30 @@ func freePorts(n int) ([]int, error) {
 
 func equal(a, b []string) bool {
 	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
+}
+
+// DescribeChange implements cluster.ChangeDescriber: on this backend the
+// lab restarts the process, as a kubelet restarts a static Pod.
+func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
+	args := cluster.ApplyFlags(b.args, change, filepath.Join(b.dir, "files"))
+	pid := 0
+	if b.apiserver != nil {
+		pid = b.apiserver.Pid()
+	}
+	return fmt.Sprintf("kill -TERM %d  # then start it again, etcd keeps running:\n%s %s",
+		pid, filepath.Join(b.bin, binaries.KubeAPIServer), strings.Join(args, " "))
+}
+
+// DescribeFlagsRead implements cluster.FlagsDescriber.
+func (b *Backend) DescribeFlagsRead() string {
+	if b.apiserver == nil {
+		return "ps -o args= -C kube-apiserver"
+	}
+	return fmt.Sprintf("ps -o args= -p %d", b.apiserver.Pid())
+}
+
+// ReadAPIServerFile implements cluster.APIServerFileReader: the process
+// runs on this machine.
+func (b *Backend) ReadAPIServerFile(_ context.Context, path string) ([]byte, error) {
+	return os.ReadFile(path)
 }
