@@ -3,7 +3,7 @@
 // assessment per step, executed by the engine that `anonlab run` and the
 // TUI use.
 //
-//	go test -v ./e2e -args --backend kind --kubernetes-version v1.35.1 --node-image kindest/node:v1.35.1
+//	go test -v ./e2e -args --backend kind --kubernetes-version v1.35.8 --node-image kindest/node:v1.35.8
 //	go test -v ./e2e -args --feature anonymous-auth --assess anonymous-api
 //	go test -v ./e2e -args --backend existing --kubeconfig ~/.kube/config --context lab
 package e2e

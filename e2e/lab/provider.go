@@ -23,7 +23,6 @@ import (
 // the local processes. Use it with envfuncs.CreateClusterWithOpts and
 // envfuncs.DestroyCluster.
 type Provider struct {
-	name    string
 	backend string
 	opts    backends.Options
 	b       cluster.Backend
@@ -68,12 +67,10 @@ func (p *Provider) SetDefaults() support.E2EClusterProvider {
 	return p
 }
 
-// WithName implements support.E2EClusterProvider. The name is the key the
-// cluster is stored under in the context.
-func (p *Provider) WithName(name string) support.E2EClusterProvider {
-	p.name = name
-	return p
-}
+// WithName implements support.E2EClusterProvider. The backends name their
+// clusters themselves; the name is only the key envfuncs stores the
+// provider under in the context.
+func (p *Provider) WithName(string) support.E2EClusterProvider { return p }
 
 // WithVersion implements support.E2EClusterProvider: the Kubernetes release.
 func (p *Provider) WithVersion(version string) support.E2EClusterProvider {
