@@ -15,6 +15,7 @@ var registry = map[string]func() Action{
 	"delete":              func() Action { return new(deleteStep) },
 	"apiserverFlags":      func() Action { return new(flagsStep) },
 	"cisAudit":            func() Action { return new(cisStep) },
+	"apiserverPod":        func() Action { return new(podStep) },
 }
 
 // KindNames lists the step kinds, sorted.

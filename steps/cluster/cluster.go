@@ -158,3 +158,18 @@ type FlagsDescriber interface {
 type APIServerFileReader interface {
 	ReadAPIServerFile(ctx context.Context, path string) ([]byte, error)
 }
+
+// PodStatus is the kube-apiserver static Pod as the API shows it (its
+// mirror Pod).
+type PodStatus struct {
+	Name     string
+	Phase    string
+	Ready    bool
+	Restarts int32
+}
+
+// APIServerPodObserver is implemented by backends whose kube-apiserver is a
+// static Pod watched by a kubelet and its probes.
+type APIServerPodObserver interface {
+	APIServerPod(ctx context.Context) (PodStatus, error)
+}

@@ -15,6 +15,7 @@ import (
 type Text struct {
 	out, log    io.Writer
 	steps       map[string]steps.StepInfo
+	started     map[string]bool
 	total       int
 	bodyLines   int
 	lastPhase   string
@@ -30,7 +31,7 @@ func WithBodyLines(n int) TextOption { return func(t *Text) { t.bodyLines = n } 
 
 // NewText returns a text sink.
 func NewText(out, log io.Writer, opts ...TextOption) *Text {
-	t := &Text{out: out, log: log, steps: map[string]steps.StepInfo{}, bodyLines: 30, now: time.Now}
+	t := &Text{out: out, log: log, steps: map[string]steps.StepInfo{}, started: map[string]bool{}, bodyLines: 30, now: time.Now}
 	for _, o := range opts {
 		o(t)
 	}
@@ -55,6 +56,7 @@ func (t *Text) Emit(e steps.Event) {
 			fmt.Fprintf(t.out, "\n%s\n", wrap(ev.Description, "", 78))
 		}
 	case steps.StepStarted:
+		t.started[key(ev.Step, ev.Cleanup)] = true
 		if ev.Cleanup {
 			fmt.Fprintf(t.out, "\n[cleanup] %s\n", ev.Title)
 		} else {
@@ -101,7 +103,9 @@ func (t *Text) Emit(e steps.Event) {
 			}
 			fmt.Fprintf(t.out, "%s→ FAILED (%s)%s\n", indent, dur(ev.DurationMS), strings.ReplaceAll(msg, "\n", "\n"+indent+"  "))
 		default:
-			if _, started := t.steps[key(ev.Step, ev.Cleanup)]; started {
+			if t.started[key(ev.Step, ev.Cleanup)] {
+				fmt.Fprintf(t.out, "%s→ skipped: %s\n", indent, ev.Error)
+			} else {
 				fmt.Fprintf(t.out, "\n[skipped] %s: %s\n", t.steps[key(ev.Step, ev.Cleanup)].Title, ev.Error)
 			}
 		}

@@ -75,6 +75,10 @@ func TestRunArticleLocal(t *testing.T) {
 		{"anonymous", "/api/v1/namespaces", 403, "Forbidden", `namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" in API group "" at the cluster scope`},
 		{"anonymous", "/api/v1/namespaces", 200, "", ""},
 		{"anonymous", "/api", 401, "Unauthorized", "Unauthorized"},
+		// Beyond the article: the kubelet's probes fail too.
+		{"anonymous", "/readyz", 401, "Unauthorized", "Unauthorized"},
+		{"anonymous", "/livez", 401, "Unauthorized", "Unauthorized"},
+		{"anonymous", "/version", 401, "Unauthorized", "Unauthorized"},
 	}
 	if len(https) != len(want) {
 		t.Fatalf("%d http events, want %d: %+v", len(https), len(want), https)
