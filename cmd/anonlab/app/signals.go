@@ -57,3 +57,5 @@ func progressPrinter(w io.Writer) func(cluster.Progress) {
 		fmt.Fprintf(w, "… %s (%s): %s\n", p.Phase, p.Elapsed.Round(100*time.Millisecond), p.Detail)
 	}
 }
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

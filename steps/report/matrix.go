@@ -1,0 +1,95 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/anonlab/anonlab/steps"
+)
+
+// Observation is what one step showed in one run: its result and, for a
+// request, the status the apiserver answered.
+type Observation struct {
+	Step    string
+	Title   string
+	Cleanup bool
+	Result  string
+	Status  int
+}
+
+// Observer is a sink that keeps each step's observation, in order.
+type Observer struct {
+	Steps []*Observation
+	byKey map[string]*Observation
+}
+
+// NewObserver returns an empty Observer.
+func NewObserver() *Observer { return &Observer{byKey: map[string]*Observation{}} }
+
+// Emit implements steps.Sink.
+func (o *Observer) Emit(e steps.Event) {
+	switch ev := e.(type) {
+	case steps.ScenarioStarted:
+		for _, s := range ev.Steps {
+			obs := &Observation{Step: s.ID, Title: s.Title, Cleanup: s.Cleanup}
+			o.Steps = append(o.Steps, obs)
+			o.byKey[key(s.ID, s.Cleanup)] = obs
+		}
+	case steps.HTTPExchange:
+		if obs := o.byKey[ev.Step]; obs != nil {
+			obs.Status = ev.Status
+		}
+	case steps.StepFinished:
+		if obs := o.byKey[key(ev.Step, ev.Cleanup)]; obs != nil {
+			obs.Result = ev.Status
+		}
+	}
+}
+
+// WriteMatrix writes a Markdown table: a row per step of the scenario, a
+// column per Kubernetes version, each cell the observed status and whether
+// the expectations held (✓, ✗, or – for skipped).
+func WriteMatrix(w io.Writer, versions []string, runs map[string]*Observer) error {
+	var b strings.Builder
+	b.WriteString("| step |")
+	for _, v := range versions {
+		b.WriteString(" " + v + " |")
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(versions)) + "\n")
+	var rows []*Observation
+	for _, v := range versions {
+		if r := runs[v]; r != nil && len(r.Steps) > len(rows) {
+			rows = r.Steps
+		}
+	}
+	for i, row := range rows {
+		title := row.Title
+		if row.Cleanup {
+			title = "cleanup: " + title
+		}
+		fmt.Fprintf(&b, "| %s |", strings.ReplaceAll(title, "|", `\|`))
+		for _, v := range versions {
+			cell := "not run"
+			if r := runs[v]; r != nil && i < len(r.Steps) {
+				cell = matrixCell(r.Steps[i])
+			}
+			b.WriteString(" " + cell + " |")
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func matrixCell(o *Observation) string {
+	mark := map[string]string{steps.Passed: "✓", steps.Failed: "✗", steps.Skipped: "–"}[o.Result]
+	if mark == "" {
+		mark = "not run"
+	}
+	if o.Status != 0 {
+		return strconv.Itoa(o.Status) + " " + mark
+	}
+	return mark
+}
