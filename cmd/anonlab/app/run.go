@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ type runFlags struct {
 	allowOpen   bool
 	kubeconfig  string
 	kubeContext string
+	nodeImage   string
 }
 
 var outputs = []string{"text", "json"}
@@ -50,7 +52,8 @@ func newRun(streams IOStreams) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.file, "file", "", "run the scenario in this YAML file")
-	fl.StringVar(&f.backend, "backend", "local", "where the control plane comes from: "+strings.Join(backends.Names, ", "))
+	fl.StringVar(&f.backend, "backend", backends.Auto, "where the control plane comes from: "+strings.Join(backends.Names, ", ")+" (auto: kind when Docker or Podman answers and has a node image, else local)")
+	fl.StringVar(&f.nodeImage, "node-image", "", "kind backend: the node image (default: $ANONLAB_NODE_IMAGE, else the one make kind-node-image built for --kubernetes-version, else kind's)")
 	fl.StringVar(&f.version, "kubernetes-version", cluster.DefaultKubernetesVersion, "Kubernetes release")
 	fl.StringVar(&f.binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: "+strings.Join(outputs, ", "))
@@ -79,9 +82,14 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 	if err != nil {
 		return err
 	}
-	b, err := backends.New(f.backend, backends.Options{
-		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext,
-	})
+	opts := backends.Options{
+		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext, NodeImage: f.nodeImage,
+	}
+	name, why := backends.Pick(parent, f.backend, &opts)
+	if why != "" {
+		fmt.Fprintf(streams.Err, "anonlab: backend %s: %s\n", name, why)
+	}
+	b, err := backends.New(name, opts)
 	if err != nil {
 		return &exitError{code: ExitBadUsage, err: err}
 	}

@@ -4,17 +4,23 @@
 package backends
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/existing"
+	"github.com/anonlab/anonlab/steps/cluster/kind"
 	"github.com/anonlab/anonlab/steps/cluster/local"
 )
 
+// Auto is the backend name that picks kind or local by what the machine
+// has (see Pick).
+const Auto = "auto"
+
 // Names lists the backends --backend accepts.
-var Names = []string{local.Name, "kind", existing.Name}
+var Names = []string{Auto, local.Name, kind.Name, existing.Name}
 
 // Options are the settings any backend may use.
 type Options struct {
@@ -24,8 +30,10 @@ type Options struct {
 	// $ANONLAB_BINARIES_DIR, then $KUBEBUILDER_ASSETS are used, else the
 	// cache.
 	BinariesDir string
-	// NodeImage is the node image for kind; when empty, the kind backend
-	// picks one for KubernetesVersion.
+	// NodeImage is the node image for kind; when empty, $ANONLAB_NODE_IMAGE,
+	// else the kind backend picks one for KubernetesVersion: the image
+	// `make kind-node-image` built for it if there is one, else kind's
+	// default.
 	NodeImage string
 	// Kubeconfig and Context choose the cluster for existing; when empty,
 	// $KUBECONFIG or ~/.kube/config and its current context.
@@ -47,10 +55,56 @@ func New(name string, o Options) (cluster.Backend, error) {
 		return local.New(opts...), nil
 	case existing.Name:
 		return existing.New(existing.WithKubeconfig(o.Kubeconfig), existing.WithContext(o.Context)), nil
-	case "kind":
-		return nil, fmt.Errorf("%w: the %s backend is not available yet; use --backend local", cluster.ErrNotAvailable, name)
+	case kind.Name:
+		opts := []kind.Option{kind.WithKubernetesVersion(o.KubernetesVersion)}
+		if image := NodeImage(o.NodeImage); image != "" {
+			opts = append(opts, kind.WithNodeImage(image))
+		}
+		return kind.New(opts...), nil
+	case Auto:
+		name, _ := Pick(context.Background(), Auto, &o)
+		return New(name, o)
 	}
 	return nil, fmt.Errorf("unknown backend %q (known: %s)", name, strings.Join(Names, ", "))
+}
+
+// Pick resolves --backend auto, and returns any other name as it is: kind
+// when Docker or Podman answers and has a node image for it (the one asked
+// for, else the one `make kind-node-image` built for the Kubernetes
+// version, else kind's default, pulled if need be), else local. The reason
+// is for the user; o.NodeImage is set to the image kind will use.
+func Pick(ctx context.Context, name string, o *Options) (chosen, reason string) {
+	if name != Auto {
+		return name, ""
+	}
+	version := o.KubernetesVersion
+	if version == "" {
+		version = cluster.DefaultKubernetesVersion
+	}
+	rt, err := kind.Detect(ctx)
+	if err != nil {
+		return local.Name, "no kind: " + err.Error()
+	}
+	image := NodeImage(o.NodeImage)
+	if image == "" {
+		image = rt.NodeImageFor(ctx, version)
+	}
+	if !rt.HasImage(ctx, image) {
+		if err := rt.Pull(ctx, image); err != nil {
+			return local.Name, fmt.Sprintf("%s answers, but kind's node image %s is not there and could not be pulled (%v); `make kind-node-image` builds one with no registry", rt.Name, image, err)
+		}
+	}
+	o.NodeImage = image
+	return kind.Name, fmt.Sprintf("%s %s answers and has the node image %s", rt.Name, rt.Version, image)
+}
+
+// NodeImage is the explicit kind node image: the flag's value, else
+// $ANONLAB_NODE_IMAGE.
+func NodeImage(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv("ANONLAB_NODE_IMAGE")
 }
 
 // BinariesDir is the explicit binaries directory: the flag's value, else

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -101,13 +102,20 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 
 func complete(dir string) error {
 	for _, name := range []string{KubeAPIServer, Etcd} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil {
+		if err := executable(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("binaries directory %s: %w", dir, err)
 		}
-		if fi.IsDir() || fi.Mode()&0o111 == 0 {
-			return fmt.Errorf("binaries directory %s: %s is not executable", dir, name)
-		}
+	}
+	return nil
+}
+
+func executable(file string) error {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not executable", filepath.Base(file))
 	}
 	return nil
 }
@@ -139,71 +147,209 @@ func lock(ctx context.Context, path string) (func(), error) {
 	}
 }
 
-// build compiles kube-apiserver and etcd into dir. Each gets a generated
-// module: Kubernetes' own go.mod replaces its staging modules by local
-// paths, so a module that requires k8s.io/kubernetes must replace each of
-// them by the matching v0.x.y release.
+// build compiles kube-apiserver and etcd into dir.
 func build(ctx context.Context, version, dir string) error {
+	start := time.Now()
+	err := buildInto(ctx, dir, func(b builder, work, out string) error {
+		km, err := b.kubernetesModule(version, work)
+		if err != nil {
+			return err
+		}
+		if err := b.kubernetesCommands(km, version, work, out, KubeAPIServer); err != nil {
+			return err
+		}
+		return b.etcd(km.etcdVersion, work, out)
+	})
+	if err != nil {
+		return err
+	}
+	cluster.ReportProgress(ctx, cluster.Progress{Phase: "build", Detail: "kube-apiserver and etcd built into " + dir, Elapsed: time.Since(start), Done: true})
+	return nil
+}
+
+// BuildKubernetes builds the named commands of k8s.io/kubernetes at
+// version (cmd/<name>: kubelet, kubeadm, ...) into dir, skipping those
+// already there. It holds the build lock meanwhile.
+func BuildKubernetes(ctx context.Context, version, dir string, names ...string) error {
+	if !semver.IsValid(version) || semver.Major(version) != "v1" {
+		return fmt.Errorf("kubernetes version %q: want a release such as %s", version, cluster.DefaultKubernetesVersion)
+	}
+	return buildMissing(ctx, dir, names, func(b builder, work, out string, missing []string) error {
+		km, err := b.kubernetesModule(version, work)
+		if err != nil {
+			return err
+		}
+		return b.kubernetesCommands(km, version, work, out, missing...)
+	})
+}
+
+// BuildEtcd builds etcd at version (v3.x.y) into dir, unless it is there.
+func BuildEtcd(ctx context.Context, version, dir string) error {
+	return buildMissing(ctx, dir, []string{Etcd}, func(b builder, work, out string, _ []string) error {
+		return b.etcd(version, work, out)
+	})
+}
+
+// BuildCommand builds the main package pkg of module mod at version into
+// dir, named after the package's last path element, unless it is there.
+func BuildCommand(ctx context.Context, mod, version, pkg, dir string) error {
+	return buildMissing(ctx, dir, []string{path.Base(pkg)}, func(b builder, work, out string, _ []string) error {
+		mf, err := b.moduleFile(mod, version, work)
+		if err != nil {
+			return err
+		}
+		name := path.Base(pkg)
+		gomod := fmt.Sprintf("module anonlab.local/build/%s\n\ngo %s\n\nrequire %s %s\n", name, mf.Go.Version, mod, version)
+		return b.module(filepath.Join(work, name), gomod, tools(pkg), out, "-s -w", pkg)
+	})
+}
+
+// buildMissing runs fn, under the build lock, for the names not yet
+// executable in dir, and moves what it built into dir.
+func buildMissing(ctx context.Context, dir string, names []string, fn func(b builder, work, out string, missing []string) error) error {
+	missing := func() []string {
+		var m []string
+		for _, name := range names {
+			if executable(filepath.Join(dir, name)) != nil {
+				m = append(m, name)
+			}
+		}
+		return m
+	}
+	if len(missing()) == 0 {
+		return nil
+	}
+	root, err := CacheRoot()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("create cache %s: %w", root, err)
+	}
+	unlock, err := lock(ctx, filepath.Join(root, ".build.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	todo := missing() // another process may have built some meanwhile
+	if len(todo) == 0 {
+		return nil
+	}
+	start := time.Now()
+	tmp := dir + ".tmp"
+	err = buildInto(ctx, tmp, func(b builder, work, out string) error { return fn(b, work, out, todo) })
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range todo {
+		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("install %s into %s: %w", name, dir, err)
+		}
+	}
+	cluster.ReportProgress(ctx, cluster.Progress{Phase: "build", Detail: strings.Join(todo, ", ") + " built into " + dir, Elapsed: time.Since(start), Done: true})
+	return nil
+}
+
+// buildInto runs fn in a scratch directory and renames its output
+// directory to dir, which must not exist yet.
+func buildInto(ctx context.Context, dir string, fn func(b builder, work, out string) error) error {
 	if _, err := exec.LookPath("go"); err != nil {
-		return fmt.Errorf("build Kubernetes %s from source: the go command is needed: %w", version, err)
+		return fmt.Errorf("build from source: the go command is needed: %w", err)
 	}
 	work, err := os.MkdirTemp("", "anonlab-build-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	start := time.Now()
-	b := builder{ctx: ctx, start: start}
-
-	kmod, err := b.moduleFile("k8s.io/kubernetes", version, work)
-	if err != nil {
+	out := filepath.Join(work, "out")
+	if err := fn(builder{ctx: ctx, start: time.Now()}, work, out); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	_ = os.RemoveAll(dir) // a leftover of an interrupted build
+	if err := os.Rename(out, dir); err != nil {
+		return fmt.Errorf("install binaries into %s: %w", dir, err)
+	}
+	return nil
+}
+
+// kubernetesModule is what a build module needs to require k8s.io/kubernetes.
+type kubernetesModule struct {
+	goVersion   string
+	replaces    string // the staging modules, each replaced by its release
+	etcdVersion string // the etcd client version it requires
+}
+
+// kubernetesModule reads k8s.io/kubernetes' go.mod at version. Its own
+// go.mod replaces the staging modules by local paths, so a module that
+// requires k8s.io/kubernetes must replace each of them by the matching
+// v0.x.y release.
+func (b builder) kubernetesModule(version, work string) (kubernetesModule, error) {
+	kmod, err := b.moduleFile("k8s.io/kubernetes", version, work)
+	if err != nil {
+		return kubernetesModule{}, err
+	}
+	km := kubernetesModule{goVersion: kmod.Go.Version}
 	staging := "v0" + strings.TrimPrefix(version, "v1")
-	var replaces []string
 	for _, r := range kmod.Replace {
 		if strings.HasPrefix(r.New.Path, "./staging/") {
-			replaces = append(replaces, fmt.Sprintf("\t%s => %s %s\n", r.Old.Path, r.Old.Path, staging))
+			km.replaces += fmt.Sprintf("\t%s => %s %s\n", r.Old.Path, r.Old.Path, staging)
 		}
 	}
-	etcdVersion := ""
 	for _, r := range kmod.Require {
 		if r.Mod.Path == "go.etcd.io/etcd/client/v3" {
-			etcdVersion = r.Mod.Version
+			km.etcdVersion = r.Mod.Version
 		}
 	}
-	if etcdVersion == "" {
-		return fmt.Errorf("k8s.io/kubernetes %s does not require go.etcd.io/etcd/client/v3: cannot tell which etcd to build", version)
+	if km.etcdVersion == "" {
+		return kubernetesModule{}, fmt.Errorf("k8s.io/kubernetes %s does not require go.etcd.io/etcd/client/v3: cannot tell which etcd to build", version)
 	}
+	return km, nil
+}
 
-	out := filepath.Join(work, "out")
+// kubernetesCommands builds cmd/<name> of k8s.io/kubernetes for each name
+// into out, with the version variables set.
+func (b builder) kubernetesCommands(km kubernetesModule, version, work, out string, names ...string) error {
 	minor := strings.TrimPrefix(semver.MajorMinor(version), "v1.")
 	ldflags := "-s -w"
 	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
 		ldflags += fmt.Sprintf(" -X %[1]s.gitVersion=%[2]s -X %[1]s.gitMajor=1 -X %[1]s.gitMinor=%[3]s -X %[1]s.gitTreeState=clean -X %[1]s.buildDate=%[4]s",
 			pkg, version, minor, time.Now().UTC().Format(time.RFC3339))
 	}
-	apiserverMod := fmt.Sprintf("module anonlab.local/build/kube-apiserver\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n%s)\n",
-		kmod.Go.Version, version, strings.Join(replaces, ""))
-	if err := b.module(filepath.Join(work, "kube-apiserver"), apiserverMod,
-		"//go:build tools\n\npackage main\n\nimport _ \"k8s.io/kubernetes/cmd/kube-apiserver\"\n",
-		out, ldflags, "k8s.io/kubernetes/cmd/kube-apiserver", KubeAPIServer); err != nil {
+	var pkgs []string
+	for _, name := range names {
+		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+name)
+	}
+	gomod := fmt.Sprintf("module anonlab.local/build/kubernetes\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n%s)\n",
+		km.goVersion, version, km.replaces)
+	return b.module(filepath.Join(work, "kubernetes"), gomod, tools(pkgs...), out, ldflags, pkgs...)
+}
+
+// etcd builds etcd at version into out: its command is etcdmain.Main.
+func (b builder) etcd(version, work, out string) error {
+	mf, err := b.moduleFile("go.etcd.io/etcd/server/v3", version, work)
+	if err != nil {
 		return err
 	}
-	etcdMod := fmt.Sprintf("module anonlab.local/build/etcd\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n", kmod.Go.Version, etcdVersion)
-	if err := b.module(filepath.Join(work, "etcd"), etcdMod,
+	gomod := fmt.Sprintf("module anonlab.local/build/etcd\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n", mf.Go.Version, version)
+	return b.module(filepath.Join(work, "etcd"), gomod,
 		"package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n",
-		out, "-s -w", ".", Etcd); err != nil {
-		return err
+		out, "-s -w", ".")
+}
+
+// tools is the source of a file that only makes go mod tidy resolve pkgs.
+func tools(pkgs ...string) string {
+	src := "//go:build tools\n\npackage main\n\nimport (\n"
+	for _, p := range pkgs {
+		src += "\t_ \"" + p + "\"\n"
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return err
-	}
-	if err := os.Rename(out, dir); err != nil {
-		return fmt.Errorf("install binaries into %s: %w", dir, err)
-	}
-	cluster.ReportProgress(ctx, cluster.Progress{Phase: "build", Detail: "kube-apiserver and etcd built into " + dir, Elapsed: time.Since(start), Done: true})
-	return nil
+	return src + ")\n"
 }
 
 type builder struct {
@@ -228,9 +374,9 @@ func (b builder) moduleFile(mod, version, work string) (*modfile.File, error) {
 	return modfile.Parse(info.GoMod, data, nil)
 }
 
-// module writes a build module into dir, tidies it and builds pkg as
-// out/name.
-func (b builder) module(dir, gomod, source, out, ldflags, pkg, name string) error {
+// module writes a build module into dir, tidies it and builds pkgs into
+// out, each named after its last path element.
+func (b builder) module(dir, gomod, source, out, ldflags string, pkgs ...string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -240,10 +386,12 @@ func (b builder) module(dir, gomod, source, out, ldflags, pkg, name string) erro
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(source), 0o644); err != nil {
 		return err
 	}
+	name := filepath.Base(dir)
 	if err := b.stream(dir, "resolve "+name, "mod", "tidy"); err != nil {
 		return err
 	}
-	return b.stream(dir, "build "+name, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", filepath.Join(out, name), pkg)
+	args := append([]string{"build", "-v", "-trimpath", "-ldflags", ldflags, "-o", out + string(filepath.Separator)}, pkgs...)
+	return b.stream(dir, "build "+strings.Join(pkgs, " "), args...)
 }
 
 func (b builder) command(dir string, args ...string) *exec.Cmd {

@@ -1,14 +1,14 @@
 package local
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/anonlab/anonlab/steps/cluster"
 )
 
 // process is one child (etcd or kube-apiserver) with its output in a log
@@ -77,33 +77,11 @@ func (p *process) stop(grace time.Duration) {
 	}
 }
 
-// lastError is the process's own last error line: klog's "command failed"
-// line when there is one, else the last error-level line, else the last line.
+// lastError is the process's own last error line (cluster.LastErrorLine).
 func (p *process) lastError() string {
 	data, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return ""
 	}
-	var last, lastErr, failed string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		last = line
-		switch {
-		case strings.Contains(line, `"command failed"`):
-			failed = line
-		case line[0] == 'E' || line[0] == 'F' || strings.HasPrefix(line, "Error:"):
-			lastErr = line
-		}
-	}
-	for _, s := range []string{failed, lastErr, last} {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
+	return cluster.LastErrorLine(strings.Split(string(data), "\n"))
 }

@@ -1,0 +1,458 @@
+// Package kind runs the lab on a kind cluster, through kind's Go library on
+// Docker or Podman. A change to kube-apiserver's flags is made the way the
+// article makes it: by editing the static-Pod manifest inside the
+// control-plane node (with a backup, restored on cleanup) and waiting for
+// the kubelet to replace the Pod.
+package kind
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/kind/pkg/apis/config/defaults"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+	kindlog "sigs.k8s.io/kind/pkg/log"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/anonlab/anonlab/manifests"
+	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/ledger"
+)
+
+// Name is the backend's name for --backend.
+const Name = "kind"
+
+// ClusterPrefix starts the name of every cluster the lab creates, so that
+// `kind get clusters` tells them apart and cleanup never touches another.
+const ClusterPrefix = "anonlab-"
+
+// DefaultNodeImage is the node image kind's library defaults to.
+const DefaultNodeImage = defaults.Image
+
+// LabNodeImage is the tag `make kind-node-image` gives the node image it
+// builds, with no registry, for a Kubernetes version.
+func LabNodeImage(version string) string { return "anonlab/node:" + version }
+
+type options struct {
+	version      string
+	nodeImage    string
+	name         string
+	runtime      *Runtime
+	readyWithin  time.Duration
+	createWithin time.Duration
+}
+
+// Option configures the backend.
+type Option func(*options)
+
+// WithKubernetesVersion is the release to run when no node image is
+// given: the image `make kind-node-image` built for it if the engine has
+// it, else kind's default (DefaultNodeImage), whatever its version.
+func WithKubernetesVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// WithNodeImage chooses the node image.
+func WithNodeImage(image string) Option { return func(o *options) { o.nodeImage = image } }
+
+// WithClusterName names the cluster; ClusterPrefix is added when missing.
+// The default is ClusterPrefix and a random suffix.
+func WithClusterName(name string) Option { return func(o *options) { o.name = name } }
+
+// WithRuntime uses this engine instead of detecting one.
+func WithRuntime(rt Runtime) Option { return func(o *options) { o.runtime = &rt } }
+
+// WithReadyTimeout bounds how long a new kube-apiserver may take to serve
+// after a manifest edit before the edit is rolled back.
+func WithReadyTimeout(d time.Duration) Option { return func(o *options) { o.readyWithin = d } }
+
+// Backend is a kind cluster with one control-plane node. It is not safe
+// for concurrent use: the engine calls it from one goroutine.
+type Backend struct {
+	opts     options
+	rt       Runtime
+	provider *kindcluster.Provider
+	name     string // the cluster's, once Create started making it
+	node     nodes.Node
+	dir      string // private, 0700: kubeconfig, CA; removed by Destroy
+	cfg      *rest.Config
+	poll     *http.Client
+	info     cluster.Info
+	entry    *ledger.Entry // what this run created, for anonlab cleanup
+
+	manifest []byte // kube-apiserver's manifest as it is in the node now
+	backedUp bool   // the original manifest is at backupPath
+	swap     Swap
+}
+
+var (
+	_ cluster.Backend               = (*Backend)(nil)
+	_ cluster.APIServerReconfigurer = (*Backend)(nil)
+	_ cluster.ChangeDescriber       = (*Backend)(nil)
+	_ cluster.APIServerFileReader   = (*Backend)(nil)
+)
+
+// New returns a kind backend; nothing is created until Create.
+func New(opts ...Option) *Backend {
+	o := options{version: cluster.DefaultKubernetesVersion, readyWithin: 3 * time.Minute, createWithin: 5 * time.Minute}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.name != "" && !strings.HasPrefix(o.name, ClusterPrefix) {
+		o.name = ClusterPrefix + o.name
+	}
+	return &Backend{opts: o}
+}
+
+// Name implements cluster.Backend.
+func (b *Backend) Name() string { return Name }
+
+// Info implements cluster.Backend.
+func (b *Backend) Info() cluster.Info { return b.info }
+
+// AdminConfig implements cluster.Backend.
+func (b *Backend) AdminConfig() *rest.Config { return rest.CopyConfig(b.cfg) }
+
+// ClusterName is the kind cluster's name, once Create has begun.
+func (b *Backend) ClusterName() string { return b.name }
+
+// NodeName is the control-plane node's container name, after Create.
+func (b *Backend) NodeName() string {
+	if b.node == nil {
+		return ""
+	}
+	return b.node.String()
+}
+
+// Runtime is the engine the cluster runs on, after Create.
+func (b *Backend) Runtime() Runtime { return b.rt }
+
+// Create implements cluster.Backend.
+func (b *Backend) Create(ctx context.Context) (err error) {
+	if b.node != nil {
+		return nil
+	}
+	began := time.Now()
+	report := func(detail string, done bool) {
+		cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: detail, Elapsed: time.Since(began), Done: done})
+	}
+	if b.opts.runtime != nil {
+		b.rt = *b.opts.runtime
+	} else if b.rt, err = Detect(ctx); err != nil {
+		return err
+	}
+	image := b.opts.nodeImage
+	if image == "" {
+		image = b.rt.NodeImageFor(ctx, b.opts.version)
+	}
+	if err := b.ensureImage(ctx, image, report); err != nil {
+		return err
+	}
+	config, err := b.clusterConfig(ctx, image, report)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.Destroy(context.WithoutCancel(ctx)))
+		}
+	}()
+	if b.dir, err = os.MkdirTemp("", "anonlab-kind-"); err != nil {
+		return err
+	}
+	if err = os.Chmod(b.dir, 0o700); err != nil {
+		return err
+	}
+	name := b.opts.name
+	if name == "" {
+		name = ClusterPrefix + randomSuffix()
+	}
+	// Recorded before kind makes anything, so that `anonlab cleanup` finds
+	// the cluster even if this process is killed while it is created.
+	b.entry = ledger.NewEntry(Name)
+	b.entry.Dir, b.entry.KindCluster = b.dir, name
+	if err = b.entry.Save(); err != nil {
+		return err
+	}
+	b.name = name
+	kubeconfig := filepath.Join(b.dir, "kubeconfig")
+	b.provider = kindcluster.NewProvider(kindcluster.ProviderWithLogger(progressLogger{report: report}), b.rt.providerOption())
+	report(fmt.Sprintf("creating kind cluster %s from %s on %s %s", name, image, b.rt.Name, b.rt.Version), false)
+	if err = b.provider.Create(name,
+		kindcluster.CreateWithNodeImage(image),
+		kindcluster.CreateWithV1Alpha4Config(config),
+		kindcluster.CreateWithWaitForReady(b.opts.createWithin),
+		kindcluster.CreateWithKubeconfigPath(kubeconfig),
+		kindcluster.CreateWithDisplayUsage(false),
+		kindcluster.CreateWithDisplaySalutation(false),
+	); err != nil {
+		return fmt.Errorf("create kind cluster %s: %w%s", name, err, runOutput(err))
+	}
+	all, err := b.provider.ListNodes(name)
+	if err != nil {
+		return fmt.Errorf("list the nodes of kind cluster %s: %w", name, err)
+	}
+	cps, err := nodeutils.ControlPlaneNodes(all)
+	if err != nil || len(cps) == 0 {
+		return fmt.Errorf("find the control-plane node of kind cluster %s: %v", name, err)
+	}
+	b.node = cps[0]
+	if err = b.connect(kubeconfig); err != nil {
+		return err
+	}
+	if b.manifest, err = b.readNode(ctx, manifestPath); err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(b.cfg)
+	if err != nil {
+		return err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("read apiserver version: %w", err)
+	}
+	b.info.KubernetesVersion = v.GitVersion
+	b.entry.URL = b.cfg.Host
+	if err = b.entry.Save(); err != nil {
+		return err
+	}
+	report(fmt.Sprintf("kind cluster %s: kube-apiserver %s serves at %s (node %s)", name, v.GitVersion, b.cfg.Host, b.node), true)
+	return nil
+}
+
+// ensureImage makes sure the engine has the node image, pulling it as kind
+// would; with no registry, it says how to build one.
+func (b *Backend) ensureImage(ctx context.Context, image string, report func(string, bool)) error {
+	if b.rt.HasImage(ctx, image) {
+		return nil
+	}
+	report("pulling node image "+image, false)
+	if err := b.rt.Pull(ctx, image); err != nil {
+		return fmt.Errorf("%w: kind node image %s is not in %s and could not be pulled (%v)\n"+
+			"With no registry, build one: `make kind-node-image` builds %s from Debian packages and Go module sources and prints its tag; pass it as --node-image. Or use --backend local, which needs no container engine",
+			cluster.ErrNotAvailable, image, b.rt.Name, err, LabNodeImage(b.opts.version))
+	}
+	return nil
+}
+
+// clusterConfig is manifests/kind-config.yaml, with the kubelet allowed to
+// run on cgroup v1 when the host has it and the node's kubelet would
+// otherwise refuse (Kubernetes 1.35 and later).
+func (b *Backend) clusterConfig(ctx context.Context, image string, report func(string, bool)) (*v1alpha4.Cluster, error) {
+	raw, err := manifests.FS.ReadFile("kind-config.yaml")
+	if err != nil {
+		return nil, err
+	}
+	config := &v1alpha4.Cluster{}
+	if err := sigsyaml.UnmarshalStrict(raw, config); err != nil {
+		return nil, fmt.Errorf("manifests/kind-config.yaml: %w", err)
+	}
+	if b.rt.CgroupVersion != 1 {
+		return config, nil
+	}
+	version, err := b.rt.imageKubernetesVersion(ctx, image)
+	if err != nil {
+		return nil, fmt.Errorf("this host uses cgroup v1, which the kubelet refuses from Kubernetes 1.35 unless told otherwise, and %w", err)
+	}
+	if !refusesCgroupV1(version) {
+		return config, nil
+	}
+	patch, err := manifests.FS.ReadFile("kind-kubelet-cgroupv1.yaml")
+	if err != nil {
+		return nil, err
+	}
+	config.KubeadmConfigPatches = append(config.KubeadmConfigPatches, string(patch))
+	report(fmt.Sprintf("warning: this host uses cgroup v1 (%s says so); the kubelet of Kubernetes %s refuses it by default, so the cluster's kubelet runs with failCgroupV1: false. cgroup v1 support is deprecated and will be removed from Kubernetes: use a cgroup v2 host when you can", b.rt.Name, version), false)
+	return config, nil
+}
+
+// connect reads the kubeconfig kind wrote and prepares the clients and
+// the files a person would use (CA, kubeconfig).
+func (b *Backend) connect(kubeconfig string) error {
+	data, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		return fmt.Errorf("read the kind kubeconfig: %w", err)
+	}
+	if err := os.Chmod(kubeconfig, 0o600); err != nil {
+		return err
+	}
+	if b.cfg, err = clientcmd.RESTConfigFromKubeConfig(data); err != nil {
+		return fmt.Errorf("read the kind kubeconfig: %w", err)
+	}
+	b.cfg.QPS, b.cfg.Burst = 100, 200
+	tlsConfig, err := rest.TLSConfigFor(b.cfg)
+	if err != nil {
+		return err
+	}
+	// A new connection for every poll: a kept-alive one would only tell
+	// about the apiserver it was opened to.
+	b.poll = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, DisableKeepAlives: true}, Timeout: 2 * time.Second}
+	caFile := filepath.Join(b.dir, "ca.crt")
+	if err := os.WriteFile(caFile, b.cfg.CAData, 0o600); err != nil {
+		return err
+	}
+	b.info = cluster.Info{
+		Backend:      Name,
+		URL:          b.cfg.Host,
+		CAFile:       caFile,
+		CAData:       b.cfg.CAData,
+		Kubeconfig:   kubeconfig,
+		AdminName:    commonName(b.cfg.CertData),
+		CreatedByLab: true,
+	}
+	return nil
+}
+
+// Destroy implements cluster.Backend: it deletes the cluster (its
+// containers and volumes) and the private directory.
+func (b *Backend) Destroy(ctx context.Context) error {
+	var errs []error
+	if b.name != "" && b.provider != nil {
+		cluster.ReportProgress(ctx, cluster.Progress{Phase: "destroy", Detail: "deleting kind cluster " + b.name})
+		if err := b.provider.Delete(b.name, filepath.Join(b.dir, "kubeconfig")); err != nil {
+			errs = append(errs, fmt.Errorf("delete kind cluster %s: %w", b.name, err))
+		}
+	}
+	b.name, b.node, b.manifest, b.backedUp = "", nil, nil, false
+	if b.dir != "" {
+		errs = append(errs, os.RemoveAll(b.dir))
+		b.dir = ""
+	}
+	if b.entry != nil && len(errs) == 0 {
+		errs = append(errs, b.entry.Delete())
+		b.entry = nil
+	}
+	return errors.Join(errs...)
+}
+
+// DeleteCluster deletes a lab cluster left behind (`anonlab cleanup`): only
+// a name with ClusterPrefix, on the engine that answers.
+func DeleteCluster(ctx context.Context, name string) error {
+	if !strings.HasPrefix(name, ClusterPrefix) {
+		return fmt.Errorf("delete kind cluster %q: not a lab cluster (no %s prefix)", name, ClusterPrefix)
+	}
+	rt, err := Detect(ctx)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "anonlab-kind-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p := kindcluster.NewProvider(rt.providerOption())
+	if err := p.Delete(name, filepath.Join(dir, "kubeconfig")); err != nil {
+		return fmt.Errorf("delete kind cluster %s: %w", name, err)
+	}
+	return nil
+}
+
+// PodStatus is the kube-apiserver static Pod as the API shows it (its
+// mirror Pod), as `kubectl -n kube-system get pod` prints it.
+type PodStatus struct {
+	Name     string
+	Phase    string
+	Ready    bool
+	Restarts int32
+}
+
+func (s PodStatus) String() string {
+	ready := "0/1"
+	if s.Ready {
+		ready = "1/1"
+	}
+	return fmt.Sprintf("Pod %s: %s %s, restarts %d", s.Name, ready, s.Phase, s.Restarts)
+}
+
+// APIServerPodStatus reads the kube-apiserver Pod's readiness and restart
+// count. After --anonymous-auth=false on a kubeadm cluster it turns
+// NotReady (its readiness probe gets 401), and minutes later the kubelet
+// restarts it (its startup or liveness probe fails too).
+func (b *Backend) APIServerPodStatus(ctx context.Context) (PodStatus, error) {
+	if b.node == nil {
+		return PodStatus{}, errors.New("read the kube-apiserver Pod: the cluster is not running")
+	}
+	cs, err := kubernetes.NewForConfig(b.cfg)
+	if err != nil {
+		return PodStatus{}, err
+	}
+	name := "kube-apiserver-" + b.node.String()
+	pod, err := cs.CoreV1().Pods(metav1.NamespaceSystem).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return PodStatus{}, fmt.Errorf("read Pod kube-system/%s: %w", name, err)
+	}
+	st := PodStatus{Name: name, Phase: string(pod.Status.Phase)}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == "Ready" {
+			st.Ready = c.Status == "True"
+		}
+	}
+	for _, c := range pod.Status.ContainerStatuses {
+		st.Restarts += c.RestartCount
+	}
+	return st, nil
+}
+
+// progressLogger turns kind's user-facing messages (its V(0) status lines
+// and warnings) into progress reports.
+type progressLogger struct{ report func(string, bool) }
+
+func (l progressLogger) Warn(message string)               { l.report("warning: "+strings.TrimSpace(message), false) }
+func (l progressLogger) Warnf(format string, args ...any)  { l.Warn(fmt.Sprintf(format, args...)) }
+func (l progressLogger) Error(message string)              { l.report("error: "+strings.TrimSpace(message), false) }
+func (l progressLogger) Errorf(format string, args ...any) { l.Error(fmt.Sprintf(format, args...)) }
+func (l progressLogger) Info(message string)               { l.report(strings.TrimSpace(message), false) }
+func (l progressLogger) Infof(format string, args ...any)  { l.Info(fmt.Sprintf(format, args...)) }
+func (l progressLogger) Enabled() bool                     { return true }
+func (l progressLogger) V(level kindlog.Level) kindlog.InfoLogger {
+	if level > 0 {
+		return kindlog.NoopInfoLogger{}
+	}
+	return l
+}
+
+// runOutput is the tail of a failed node command's output, which kind's
+// errors carry but do not print.
+func runOutput(err error) string {
+	var re *kindexec.RunError
+	if !errors.As(err, &re) || len(re.Output) == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(re.Output)), "\n")
+	return "\n" + strings.Join(lines[max(0, len(lines)-10):], "\n")
+}
+
+func commonName(certPEM []byte) string {
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return ""
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return ""
+	}
+	return cert.Subject.CommonName
+}
+
+func randomSuffix() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
