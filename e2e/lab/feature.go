@@ -18,9 +18,8 @@ import (
 // engine runs on the cluster stored in the context under clusterName (see
 // Provider). The feature is named after the scenario and labelled
 // scenario=<name>; each step is an assessment named by its id, and each
-// cleanup step a teardown, followed by a "summary" teardown that waits for
-// the end of the run. The scenario's own "cluster: destroy" is skipped: the
-// suite owns the cluster.
+// cleanup step a teardown. The scenario's own "cluster: destroy" is
+// skipped: the suite owns the cluster.
 func Feature(sc *steps.Scenario, clusterName string) *features.FeatureBuilder {
 	r := &run{scenario: sc, cluster: clusterName}
 	f := features.NewWithDescription(sc.Name, sc.Title.In("en")).
@@ -32,7 +31,7 @@ func Feature(sc *steps.Scenario, clusterName string) *features.FeatureBuilder {
 	for _, st := range sc.Cleanup {
 		f = f.WithTeardown(st.ID, r.cleanup(st))
 	}
-	return f.WithTeardown("summary", r.finish)
+	return f
 }
 
 // run is one run of a scenario's feature. Its steps are called one after
@@ -52,6 +51,7 @@ type run struct {
 	stopped  bool
 	finished map[string]steps.StepFinished // by step id
 	failed   map[string][]steps.Check      // failed checks by step id
+	reported map[string]bool               // cleanup steps reported
 	summary  *steps.Summary
 }
 
@@ -65,9 +65,13 @@ func (r *run) start(ctx context.Context, t *testing.T, _ *envconf.Config) contex
 		t.Fatalf("cluster %q: want a *lab.Provider, got %T", r.cluster, c)
 	}
 	*r = run{scenario: r.scenario, cluster: r.cluster, waiting: true,
-		finished: map[string]steps.StepFinished{}, failed: map[string][]steps.Check{}}
+		finished: map[string]steps.StepFinished{}, failed: map[string][]steps.Check{}, reported: map[string]bool{}}
 	r.text = report.NewText(&r.transcript, &r.transcript, report.WithBodyLines(20))
 	r.stepper = steps.Start(ctx, r.scenario, p.Backend(), steps.WithKeepCluster(true))
+	// A cleanup of the test rather than a teardown: it runs even when
+	// e2e-framework skips the teardowns (--fail-fast), and the lab's
+	// cleanup always runs (DESIGN.md, Safety).
+	t.Cleanup(func() { r.finish(t) })
 	// The scenario's header comes before the engine waits for the first
 	// step: log it on the feature, not on the first assessment.
 	if !r.read(t) {
@@ -90,35 +94,47 @@ func (r *run) assess(st *steps.Step) features.Func {
 	}
 }
 
-// cleanup reports a cleanup step. Teardowns run on the feature's test, so
-// they never skip or stop it: the next teardowns must still run.
+// cleanup is a cleanup step's teardown.
 func (r *run) cleanup(st *steps.Step) features.Func {
 	return func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 		r.stop()
-		fin, ok := r.await(t, st.ID)
-		if !ok {
-			t.Errorf("cleanup step %s: the run ended without it", st.ID)
-			return ctx
-		}
-		r.verdict(t, fin)
-		if fin.Status == steps.Skipped {
-			t.Logf("--- cleanup %s: skipped: %s", st.ID, fin.Error)
-		} else {
-			t.Logf("--- cleanup %s: %s", st.ID, fin.Status)
-		}
+		r.reportCleanup(t, st.ID)
 		return ctx
 	}
 }
 
-// finish reads the run to its end and fails the feature when the engine's
-// safety net could not undo what the scenario left open.
-func (r *run) finish(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+// reportCleanup reports a cleanup step on the feature's test, without
+// skipping or stopping it: what follows must still run.
+func (r *run) reportCleanup(t *testing.T, id string) {
+	r.reported[id] = true
+	fin, ok := r.await(t, id)
+	if !ok {
+		t.Errorf("cleanup step %s: the run ended without it", id)
+		return
+	}
+	r.verdict(t, fin)
+	if fin.Status == steps.Skipped {
+		t.Logf("--- cleanup %s: skipped: %s", id, fin.Error)
+	} else {
+		t.Logf("--- cleanup %s: %s", id, fin.Status)
+	}
+}
+
+// finish lets the run end: it reports the cleanup steps no teardown did,
+// and fails the feature when the engine's safety net could not undo what
+// the scenario left open.
+func (r *run) finish(t *testing.T) {
 	r.stop()
+	for _, st := range r.scenario.Cleanup {
+		if !r.reported[st.ID] {
+			r.reportCleanup(t, st.ID)
+		}
+	}
 	for r.read(t) {
 	}
 	if r.summary == nil {
 		t.Error("the run ended without a summary")
-		return ctx
+		return
 	}
 	failedSteps := 0
 	for _, fin := range r.finished {
@@ -129,7 +145,6 @@ func (r *run) finish(ctx context.Context, t *testing.T, _ *envconf.Config) conte
 	if n := r.summary.Failed - failedSteps; n > 0 {
 		t.Errorf("the safety net failed %d time(s) to undo what the scenario left (see the log above)", n)
 	}
-	return ctx
 }
 
 // stop lets the engine skip the steps no assessment asked for and run the
