@@ -89,10 +89,10 @@ func Pick(ctx context.Context, name string, o *Options) (chosen, reason string) 
 	if image == "" {
 		image = rt.NodeImageFor(ctx, version)
 	}
+	// auto never pulls: a guess must not reach out to a registry. An
+	// explicit --backend kind pulls as kind does.
 	if !rt.HasImage(ctx, image) {
-		if err := rt.Pull(ctx, image); err != nil {
-			return local.Name, fmt.Sprintf("%s answers, but kind's node image %s is not there and could not be pulled (%v); `make kind-node-image` builds one with no registry", rt.Name, image, err)
-		}
+		return local.Name, fmt.Sprintf("%s answers, but the kind node image %s is not there; `make kind-node-image` builds one with no registry (or pull it where a registry is reachable, then use --backend kind)", rt.Name, image)
 	}
 	o.NodeImage = image
 	return kind.Name, fmt.Sprintf("%s %s answers and has the node image %s", rt.Name, rt.Version, image)
