@@ -30,7 +30,7 @@ var (
 
 // anonlabBinary builds the command once per test binary: signal tests need
 // a process of their own.
-func anonlabBinary(t *testing.T) string {
+func anonlabBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "anonlab-test-bin-")
