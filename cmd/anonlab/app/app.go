@@ -93,6 +93,8 @@ control plane (local processes or kind).`,
 	root.AddCommand(newList(streams))
 	root.AddCommand(newRun(streams))
 	root.AddCommand(newBinaries(streams))
+	root.AddCommand(newTUI(streams))
+	root.RunE = pickOnTerminal(streams)
 	root.AddCommand(newStatus(streams))
 	root.AddCommand(newCleanup(streams))
 	return root
