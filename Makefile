@@ -26,7 +26,7 @@ binaries: build
 	@$(BIN) binaries --kubernetes-version $(KUBERNETES_VERSION)
 
 run: build binaries
-	$(BIN) run anonymous-auth --backend $(BACKEND) --kubernetes-version $(KUBERNETES_VERSION)
+	$(BIN) tui anonymous-auth --backend $(BACKEND) --kubernetes-version $(KUBERNETES_VERSION)
 
 # Everything CI runs: unit tests, the article on a real kube-apiserver, and
 # the e2e suite on the local backend (./e2e runs with its default flags).
@@ -50,6 +50,13 @@ lint:
 
 bench: build binaries
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./steps/
+
+# docs/tui.png, the README's screenshot, from a real walkthrough on the
+# local backend: tmux at 160x50, aha and a headless chromium (Debian
+# packages tmux aha chromium fonts-dejavu-core; see docs/screenshot.sh).
+.PHONY: screenshot
+screenshot: build binaries
+	docs/screenshot.sh $(BIN) docs/tui.png
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./steps/

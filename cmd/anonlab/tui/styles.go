@@ -16,10 +16,10 @@ type styles struct {
 func newStyles() styles {
 	s := lipgloss.NewStyle
 	return styles{
-		app:            s().Bold(true).Foreground(lipgloss.Magenta),
+		app:            s().Bold(true).Foreground(lipgloss.BrightMagenta),
 		title:          s().Bold(true),
 		dim:            s().Foreground(lipgloss.BrightBlack),
-		label:          s().Bold(true).Foreground(lipgloss.Blue),
+		label:          s().Bold(true).Foreground(lipgloss.BrightBlue),
 		rule:           s().Foreground(lipgloss.BrightBlack),
 		selected:       s().Bold(true),
 		command:        s().Foreground(lipgloss.Cyan),
