@@ -97,6 +97,8 @@ control plane (local processes or kind).`,
 	root.RunE = pickOnTerminal(streams)
 	root.AddCommand(newStatus(streams))
 	root.AddCommand(newCleanup(streams))
+	root.AddCommand(newExport(streams))
+	root.AddCommand(newMatrix(streams))
 	return root
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -28,9 +29,10 @@ type runFlags struct {
 	kubeconfig  string
 	kubeContext string
 	nodeImage   string
+	report      string
 }
 
-var outputs = []string{"text", "json"}
+var outputs = []string{"text", "json", "junit"}
 
 func newRun(streams IOStreams) *cobra.Command {
 	f := &runFlags{}
@@ -57,6 +59,7 @@ func newRun(streams IOStreams) *cobra.Command {
 	fl.StringVar(&f.version, "kubernetes-version", cluster.DefaultKubernetesVersion, "Kubernetes release")
 	fl.StringVar(&f.binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: "+strings.Join(outputs, ", "))
+	fl.StringVar(&f.report, "report", "", "also write the run to this file: JUnit XML when it ends in .xml, else JSON lines")
 	fl.StringVar(&f.lang, "lang", defaultLang(), "language of titles and explanations: "+strings.Join(steps.Languages, ", "))
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "existing backend: the kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "existing backend: the kubeconfig context (default its current context)")
@@ -72,13 +75,7 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 	if !slices.Contains(steps.Languages, f.lang) {
 		return usageError("--lang %q: want one of %s", f.lang, strings.Join(steps.Languages, ", "))
 	}
-	var sc *steps.Scenario
-	var err error
-	if f.file != "" {
-		sc, err = steps.LoadFile(f.file)
-	} else {
-		sc, err = steps.Load(args[0])
-	}
+	sc, err := loadScenario(f.file, args)
 	if err != nil {
 		return err
 	}
@@ -96,12 +93,18 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 	ctx, stop := signalContext(parent, streams)
 	defer stop()
 
-	var sink steps.Sink
-	switch f.output {
-	case "json":
-		sink = report.NewJSONLines(streams.Out)
-	default:
-		sink = report.NewText(streams.Out, streams.Err)
+	sink := outputSink(f.output, streams)
+	if f.report != "" {
+		file, err := os.OpenFile(f.report, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return usageError("--report: %v", err)
+		}
+		defer file.Close()
+		format := "json"
+		if strings.HasSuffix(f.report, ".xml") {
+			format = "junit"
+		}
+		sink = report.Tee{sink, outputSink(format, IOStreams{Out: file, Err: io.Discard})}
 	}
 	sum := steps.Run(ctx, sc, b, sink, steps.WithLang(f.lang), steps.WithKeepCluster(f.keep), steps.WithAllowOpen(f.allowOpen))
 	if !f.keep {
@@ -118,6 +121,16 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 		return errFailed
 	}
 	return nil
+}
+
+func outputSink(format string, streams IOStreams) steps.Sink {
+	switch format {
+	case "json":
+		return report.NewJSONLines(streams.Out)
+	case "junit":
+		return report.NewJUnit(streams.Out)
+	}
+	return report.NewText(streams.Out, streams.Err)
 }
 
 // defaultLang is ja when $LANG (or $LC_ALL) says Japanese, else en.
