@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -145,9 +146,23 @@ func processesMentioning(t *testing.T, s string) []string {
 
 func TestRunWrongExpectation(t *testing.T) {
 	needCluster(t)
-	code, out, errOut := run(t, "run", "--file", "testdata/wrong-expectation.yaml", "--backend", "local", "--lang", "en")
+	junit := filepath.Join(t.TempDir(), "report.xml")
+	code, out, errOut := run(t, "run", "--file", "testdata/wrong-expectation.yaml", "--backend", "local", "--lang", "en", "--report", junit)
 	if code != ExitFailed {
 		t.Fatalf("exit %d, want 1\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+	data, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites struct {
+		Suite []struct {
+			Tests    int `xml:"tests,attr"`
+			Failures int `xml:"failures,attr"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(data, &suites); err != nil || len(suites.Suite) != 1 || suites.Suite[0].Tests != 3 || suites.Suite[0].Failures != 1 {
+		t.Errorf("--report %s: %+v (%v), want one suite of 3 testcases with 1 failure\n%s", junit, suites, err, data)
 	}
 	for _, want := range []string{"✗ status", "want: 200", "got:  403", "1 failed"} {
 		if !strings.Contains(out, want) {
