@@ -51,10 +51,10 @@ func (m Walkthrough) header() string {
 	if m.cluster.Backend != "" {
 		backend = m.cluster.Backend
 	}
-	parts := []string{"backend " + cmp(backend, "…")}
+	parts := []string{"backend " + orDefault(backend, "…")}
 	switch {
 	case m.cluster.Running:
-		parts = append(parts, "Kubernetes "+cmp(m.cluster.KubernetesVersion, "?"), cmp(m.cluster.URL, "?"),
+		parts = append(parts, "Kubernetes "+orDefault(m.cluster.KubernetesVersion, "?"), orDefault(m.cluster.URL, "?"),
 			"anonymous auth "+m.anonymous(m.cluster.AnonymousAuth))
 	case m.cluster.Step != "":
 		parts = append(parts, m.st.clusterMissing.Render("cluster deleted"))
@@ -78,8 +78,8 @@ func (m Walkthrough) anonymous(state string) string {
 	return m.st.anonPartial.Render(state)
 }
 
-// cmp is s, or def when s is empty.
-func cmp(s, def string) string {
+// orDefault is s, or def when s is empty.
+func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}

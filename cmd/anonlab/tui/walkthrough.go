@@ -348,7 +348,7 @@ func (m *Walkthrough) move(delta int) {
 // line still waits for the cleanup). Once the run has ended, q just quits.
 func (m Walkthrough) quit(force bool) (tea.Model, tea.Cmd) {
 	switch {
-	case m.summary != nil || force && m.quitting:
+	case m.summary != nil || m.closed || force && m.quitting:
 		return m, tea.Quit
 	case m.quitting:
 		return m, nil

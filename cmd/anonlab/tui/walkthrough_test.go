@@ -207,6 +207,13 @@ func TestWalkthroughQuit(t *testing.T) {
 		h.press("q")
 		h.engine.expect(t, "stop")
 	})
+	t.Run("after the engine's end", func(t *testing.T) {
+		h := newHarness(t, 80, 24)
+		h.engine.emit(t, scenarioStarted(t))
+		h.close()
+		h.press("q")
+		h.frame(t) // returns once the program has ended
+	})
 	t.Run("during a step", func(t *testing.T) {
 		h := newHarness(t, 100, 40)
 		h.engine.emit(t, scenarioStarted(t))
