@@ -52,14 +52,14 @@ would, with text output.`,
 }
 
 // pickOnTerminal is what anonlab does without a subcommand: the picker on
-// a terminal, else the help.
+// a terminal, as tui with its flags' defaults, else the help.
 func pickOnTerminal(streams IOStreams) func(*cobra.Command, []string) error {
+	cmd := newTUI(streams)
 	return func(c *cobra.Command, _ []string) error {
 		if !isTerminal(streams.Out) {
 			return c.Help()
 		}
-		f := &runFlags{backend: backends.Auto, version: cluster.DefaultKubernetesVersion, lang: defaultLang()}
-		return runTUI(c.Context(), streams, f, nil)
+		return cmd.RunE(c, nil)
 	}
 }
 
