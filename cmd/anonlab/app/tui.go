@@ -96,9 +96,6 @@ func runTUI(parent context.Context, streams IOStreams, f *runFlags, args []strin
 	if err != nil {
 		return &exitError{code: ExitBadUsage, err: err}
 	}
-	if parent == nil {
-		parent = context.Background()
-	}
 
 	var eng *tui.Engine
 	var name string
@@ -139,7 +136,11 @@ func runTUI(parent context.Context, streams IOStreams, f *runFlags, args []strin
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(streams.Out, "%s: %d passed, %d failed, %d skipped; cleaned up\n", name, sum.Passed, sum.Failed, sum.Skipped)
+	end := "cleaned up"
+	if f.keep {
+		end = "the cluster runs on (--keep)"
+	}
+	fmt.Fprintf(streams.Out, "%s: %d passed, %d failed, %d skipped; %s\n", name, sum.Passed, sum.Failed, sum.Skipped, end)
 	// A person who quits has not failed; a run that ends on its own has
 	// if a step did.
 	if w, ok := final.(tui.Walkthrough); ok && w.QuitEarly() || sum.OK() {
