@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +32,10 @@ type IOStreams struct {
 
 // Main runs the command line with the process's streams and exits.
 func Main() {
+	// A closed pipe (anonlab run ... | head) must not kill the process
+	// before its cleanup: writes fail instead, and the run goes on to clean
+	// up.
+	signal.Ignore(syscall.SIGPIPE)
 	os.Exit(Run(IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, os.Args[1:]))
 }
 

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -12,24 +11,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/anonlab/anonlab/steps"
-	"github.com/anonlab/anonlab/steps/cluster"
-	"github.com/anonlab/anonlab/steps/cluster/backends"
 	"github.com/anonlab/anonlab/steps/report"
 )
 
 type runFlags struct {
-	file        string
-	backend     string
-	version     string
-	binariesDir string
-	output      string
-	lang        string
-	keep        bool
-	allowOpen   bool
-	kubeconfig  string
-	kubeContext string
-	nodeImage   string
-	report      string
+	labFlags
+	file   string
+	output string
+	report string
 }
 
 var outputs = []string{"text", "json", "junit"}
@@ -54,17 +43,9 @@ func newRun(streams IOStreams) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.file, "file", "", "run the scenario in this YAML file")
-	fl.StringVar(&f.backend, "backend", backends.Auto, "where the control plane comes from: "+strings.Join(backends.Names, ", ")+" (auto: kind when Docker or Podman answers and has a node image, else local)")
-	fl.StringVar(&f.nodeImage, "node-image", "", "kind backend: the node image (default: $ANONLAB_NODE_IMAGE, else the one make kind-node-image built for --kubernetes-version, else kind's)")
-	fl.StringVar(&f.version, "kubernetes-version", cluster.DefaultKubernetesVersion, "Kubernetes release")
-	fl.StringVar(&f.binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: "+strings.Join(outputs, ", "))
 	fl.StringVar(&f.report, "report", "", "also write the run to this file: JUnit XML when it ends in .xml, else JSON lines")
-	fl.StringVar(&f.lang, "lang", defaultLang(), "language of titles and explanations: "+strings.Join(steps.Languages, ", "))
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "existing backend: the kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
-	fl.StringVar(&f.kubeContext, "context", "", "existing backend: the kubeconfig context (default its current context)")
-	fl.BoolVar(&f.keep, "keep", false, "keep the cluster running at the end")
-	fl.BoolVar(&f.allowOpen, "i-understand-this-opens-the-cluster", false, "let steps open a cluster the lab did not create to anonymous users (still undone in cleanup)")
+	f.add(fl)
 	return cmd
 }
 
@@ -72,23 +53,16 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 	if !slices.Contains(outputs, f.output) {
 		return usageError("--output %q: want one of %s", f.output, strings.Join(outputs, ", "))
 	}
-	if !slices.Contains(steps.Languages, f.lang) {
-		return usageError("--lang %q: want one of %s", f.lang, strings.Join(steps.Languages, ", "))
+	if err := f.validate(); err != nil {
+		return err
 	}
 	sc, err := loadScenario(f.file, args)
 	if err != nil {
 		return err
 	}
-	opts := backends.Options{
-		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext, NodeImage: f.nodeImage,
-	}
-	name, why := backends.Pick(parent, f.backend, &opts)
-	if why != "" {
-		fmt.Fprintf(streams.Err, "anonlab: backend %s: %s\n", name, why)
-	}
-	b, err := backends.New(name, opts)
+	b, err := f.newBackend(parent, streams)
 	if err != nil {
-		return &exitError{code: ExitBadUsage, err: err}
+		return err
 	}
 	ctx, stop := signalContext(parent, streams)
 	defer stop()
@@ -106,7 +80,7 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 		}
 		sink = report.Tee{sink, outputSink(format, IOStreams{Out: file, Err: io.Discard})}
 	}
-	sum := steps.Run(ctx, sc, b, sink, steps.WithLang(f.lang), steps.WithKeepCluster(f.keep), steps.WithAllowOpen(f.allowOpen))
+	sum := steps.Run(ctx, sc, b, sink, f.runOptions()...)
 	if !f.keep {
 		// The scenario's cleanup destroys the cluster; this is the net under
 		// it for a scenario that forgot, or a step that failed.

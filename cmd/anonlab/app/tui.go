@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"syscall"
 
 	tea "charm.land/bubbletea/v2"
@@ -17,8 +15,6 @@ import (
 
 	"github.com/anonlab/anonlab/cmd/anonlab/tui"
 	"github.com/anonlab/anonlab/steps"
-	"github.com/anonlab/anonlab/steps/cluster"
-	"github.com/anonlab/anonlab/steps/cluster/backends"
 )
 
 func newTUI(streams IOStreams) *cobra.Command {
@@ -38,16 +34,7 @@ would, with text output.`,
 			return runTUI(c.Context(), streams, f, args)
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.backend, "backend", backends.Auto, "where the control plane comes from: "+strings.Join(backends.Names, ", "))
-	fl.StringVar(&f.nodeImage, "node-image", "", "kind backend: the node image")
-	fl.StringVar(&f.version, "kubernetes-version", cluster.DefaultKubernetesVersion, "Kubernetes release")
-	fl.StringVar(&f.binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory")
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "existing backend: the kubeconfig file")
-	fl.StringVar(&f.kubeContext, "context", "", "existing backend: the kubeconfig context")
-	fl.StringVar(&f.lang, "lang", defaultLang(), "language of titles and explanations: "+strings.Join(steps.Languages, ", "))
-	fl.BoolVar(&f.keep, "keep", false, "keep the cluster running at the end")
-	fl.BoolVar(&f.allowOpen, "i-understand-this-opens-the-cluster", false, "let steps open a cluster the lab did not create to anonymous users (still undone in cleanup)")
+	f.add(cmd.Flags())
 	return cmd
 }
 
@@ -75,8 +62,8 @@ func runTUI(parent context.Context, streams IOStreams, f *runFlags, args []strin
 		}
 		return runScenario(parent, streams, f, args)
 	}
-	if !slices.Contains(steps.Languages, f.lang) {
-		return usageError("--lang %q: want one of %s", f.lang, strings.Join(steps.Languages, ", "))
+	if err := f.validate(); err != nil {
+		return err
 	}
 	// Everything that can be wrong is found before the screen is taken.
 	var sc *steps.Scenario
@@ -90,18 +77,16 @@ func runTUI(parent context.Context, streams IOStreams, f *runFlags, args []strin
 	if err != nil {
 		return err
 	}
-	b, err := backends.New(f.backend, backends.Options{
-		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext, NodeImage: f.nodeImage,
-	})
+	b, err := f.newBackend(parent, streams)
 	if err != nil {
-		return &exitError{code: ExitBadUsage, err: err}
+		return err
 	}
 
 	var eng *tui.Engine
 	var name string
 	start := func(sc *steps.Scenario) tui.Controller {
 		name = sc.Name
-		eng = tui.Start(parent, sc, b, steps.WithLang(f.lang), steps.WithKeepCluster(f.keep), steps.WithAllowOpen(f.allowOpen))
+		eng = tui.Start(parent, sc, b, f.runOptions()...)
 		return eng
 	}
 	var model tea.Model

@@ -311,7 +311,11 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 	next := cluster.ApplyFlags(previous, change, filesDir)
 	if err := b.restart(ctx, next); err != nil {
 		lastErr := b.apiserver.lastError()
-		if rerr := b.restart(ctx, previous); rerr != nil {
+		// Roll back even when interrupted (Ctrl-C): cleanup needs a serving
+		// apiserver to revoke what the run granted.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.readyWithin)
+		defer cancel()
+		if rerr := b.restart(rctx, previous); rerr != nil {
 			return fmt.Errorf("roll back kube-apiserver flags after %v: %w", err, rerr)
 		}
 		return &cluster.RollbackError{Change: change, LastError: lastErr, Err: err}

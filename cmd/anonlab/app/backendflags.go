@@ -1,0 +1,69 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/anonlab/anonlab/steps"
+	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/backends"
+)
+
+// labFlags are the flags of every command that runs a scenario (run, tui):
+// where the cluster comes from, the language, and what the run may do.
+type labFlags struct {
+	backend     string
+	version     string
+	binariesDir string
+	nodeImage   string
+	kubeconfig  string
+	kubeContext string
+	lang        string
+	keep        bool
+	allowOpen   bool
+}
+
+func (f *labFlags) add(fl *pflag.FlagSet) {
+	fl.StringVar(&f.backend, "backend", backends.Auto, "where the control plane comes from: "+strings.Join(backends.Names, ", ")+" (auto: kind when Docker or Podman answers and has a node image, else local)")
+	fl.StringVar(&f.version, "kubernetes-version", cluster.DefaultKubernetesVersion, "Kubernetes release")
+	fl.StringVar(&f.binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory")
+	fl.StringVar(&f.nodeImage, "node-image", "", "kind backend: the node image (default: $ANONLAB_NODE_IMAGE, else the one make kind-node-image built for --kubernetes-version, else kind's)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "existing backend: the kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&f.kubeContext, "context", "", "existing backend: the kubeconfig context (default its current context)")
+	fl.StringVar(&f.lang, "lang", defaultLang(), "language of titles and explanations: "+strings.Join(steps.Languages, ", "))
+	fl.BoolVar(&f.keep, "keep", false, "keep the cluster running at the end")
+	fl.BoolVar(&f.allowOpen, "i-understand-this-opens-the-cluster", false, "let steps open a cluster the lab did not create to anonymous users (still undone in cleanup)")
+}
+
+func (f *labFlags) validate() error {
+	if !slices.Contains(steps.Languages, f.lang) {
+		return usageError("--lang %q: want one of %s", f.lang, strings.Join(steps.Languages, ", "))
+	}
+	return nil
+}
+
+// newBackend resolves --backend auto (saying what it chose and why on
+// stderr) and returns the backend; nothing is started.
+func (f *labFlags) newBackend(ctx context.Context, streams IOStreams) (cluster.Backend, error) {
+	opts := backends.Options{
+		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext, NodeImage: f.nodeImage,
+	}
+	name, why := backends.Pick(ctx, f.backend, &opts)
+	if why != "" {
+		fmt.Fprintf(streams.Err, "anonlab: backend %s: %s\n", name, why)
+	}
+	b, err := backends.New(name, opts)
+	if err != nil {
+		return nil, &exitError{code: ExitBadUsage, err: err}
+	}
+	return b, nil
+}
+
+// runOptions are the engine options the flags ask for.
+func (f *labFlags) runOptions() []steps.Option {
+	return []steps.Option{steps.WithLang(f.lang), steps.WithKeepCluster(f.keep), steps.WithAllowOpen(f.allowOpen)}
+}
