@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/anonlab/anonlab/steps/cluster"
 )
@@ -99,4 +98,3 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func since(t time.Time) int64 { return ms(time.Since(t)) }
