@@ -390,8 +390,15 @@ func (b builder) module(dir, gomod, source, out, ldflags string, pkgs ...string)
 	if err := b.stream(dir, "resolve "+name, "mod", "tidy"); err != nil {
 		return err
 	}
+	var names []string
+	for _, p := range pkgs {
+		if p == "." {
+			p = name
+		}
+		names = append(names, path.Base(p))
+	}
 	args := append([]string{"build", "-v", "-trimpath", "-ldflags", ldflags, "-o", out + string(filepath.Separator)}, pkgs...)
-	return b.stream(dir, "build "+strings.Join(pkgs, " "), args...)
+	return b.stream(dir, "build "+strings.Join(names, ", "), args...)
 }
 
 func (b builder) command(dir string, args ...string) *exec.Cmd {

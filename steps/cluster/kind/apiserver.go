@@ -77,8 +77,9 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 	return &cluster.RollbackError{Change: change, LastError: lastErr, Err: err}
 }
 
-// backupScript keeps the manifest as kubeadm wrote it, once.
-const backupScript = "mkdir -p " + labDir + " && { [ -e " + backupPath + " ] || cp -p " + manifestPath + " " + backupPath + "; }"
+// backupScript keeps the manifest as kubeadm wrote it: a backup left by a
+// run that kept its cluster is not overwritten.
+const backupScript = "[ -e " + backupPath + " ] || cp -p " + manifestPath + " " + backupPath
 
 // RestoreAPIServer implements cluster.APIServerReconfigurer: the manifest
 // comes back from the backup, and the lab's files go.
@@ -95,7 +96,7 @@ func (b *Backend) RestoreAPIServer(ctx context.Context) error {
 			return fmt.Errorf("restore the kube-apiserver manifest: %w", err)
 		}
 	}
-	if _, err := b.nodeOutput(ctx, nil, "rm", "-rf", labDir, filesDir); err != nil {
+	if _, err := b.nodeOutput(ctx, nil, "rm", "-rf", backupPath, filesDir); err != nil {
 		return fmt.Errorf("remove the lab's files from the node: %w", err)
 	}
 	b.backedUp = false
@@ -121,7 +122,7 @@ func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
 	exec := b.rt.Name + " exec " + b.NodeName()
 	var lines []string
 	if !b.backedUp {
-		lines = append(lines, exec+" sh -c "+shellQuote(backupScript))
+		lines = append(lines, exec+" cp -p "+manifestPath+" "+backupPath)
 	}
 	for _, name := range slices.Sorted(maps.Keys(change.Files)) {
 		lines = append(lines, fmt.Sprintf("%s -i %s sh -c %s < %s", b.rt.Name+" exec", b.NodeName(),
@@ -142,7 +143,7 @@ func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
 	return strings.Join(lines, "\n")
 }
 
-// DescribeFlagsRead implements cluster.ChangeDescriber.
+// DescribeFlagsRead implements cluster.FlagsDescriber.
 func (b *Backend) DescribeFlagsRead() string {
 	return b.rt.Name + " exec " + b.NodeName() + " cat " + manifestPath
 }
@@ -225,47 +226,65 @@ const running = "CONTAINER_RUNNING"
 
 // waitSwap waits until a kube-apiserver container that is not one of
 // before runs, then polls /readyz, as the admin, on a fresh connection
-// each time, every 50 ms, until it answers 200. Until the new container is
-// seen, an answer would come from the old apiserver and proves nothing. A
-// new container that exits before it serves ends the wait.
+// every 50 ms, until it answers 200. Until the new container is seen, an
+// answer would come from the old apiserver and proves nothing. A new
+// container that exits before it serves ends the wait. The containers are
+// listed on a goroutine of their own, so that a slow `docker exec` never
+// delays a poll.
 func (b *Backend) waitSwap(ctx context.Context, before []container, edited time.Time) (Swap, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.readyWithin)
-	defer cancel()
+	listed := make(chan listing, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.watchContainers(ctx, listed)
+	}()
+	defer func() { cancel(); <-done }()
+
 	old := map[string]bool{}
 	for _, c := range before {
 		old[c.ID] = true
 	}
 	s := Swap{Edited: edited}
-	var lastCheck, lastReport time.Time
 	state := "waiting for the kubelet to see the new manifest"
+	var lastReport time.Time
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		// Once the new container runs, it is checked every second only:
-		// the HTTP polls keep the detection fast.
-		if s.Container == "" || time.Since(lastCheck) >= time.Second {
-			cs, err := b.apiserverContainers(ctx)
-			lastCheck = time.Now()
-			if err != nil {
-				state = err.Error()
+		select {
+		case <-ctx.Done():
+			return s, fmt.Errorf("no new kube-apiserver served within %s of the manifest edit (last: %s): %w", b.opts.readyWithin, state, ctx.Err())
+		case l := <-listed:
+			if l.err != nil {
+				state = l.err.Error()
+				break
 			}
-			for _, c := range cs {
+			oldRunning := ""
+			for _, c := range l.containers {
 				switch {
 				case old[c.ID]:
-					if s.Container == "" && c.State == running {
-						state = "the kubelet has not replaced kube-apiserver yet (container " + short(c.ID) + " still runs)"
+					if c.State == running {
+						oldRunning = c.ID
 					}
 				case c.State == "CONTAINER_EXITED":
 					s.Container = c.ID
 					return s, fmt.Errorf("the new kube-apiserver container %s exited before it served, %s after the edit", short(c.ID), time.Since(edited).Round(time.Millisecond))
 				case c.State == running && s.Container == "":
-					s.Container, s.Started = c.ID, lastCheck
-					state = "new kube-apiserver container " + short(c.ID) + " runs; polling /readyz"
+					s.Container, s.Started = c.ID, l.at
+					state = fmt.Sprintf("new kube-apiserver container %s (restarts %d) runs; polling /readyz", short(c.ID), c.Attempt)
 				}
 			}
-			if s.Container == "" && !strings.HasPrefix(state, "the kubelet has not") && err == nil {
+			switch {
+			case s.Container != "":
+			case oldRunning != "":
+				state = "the kubelet has not replaced kube-apiserver yet (container " + short(oldRunning) + " still runs)"
+			default:
 				state = "the old kube-apiserver stopped; waiting for the kubelet to start the new one"
 			}
-		}
-		if s.Container != "" {
+		case <-tick.C:
+			if s.Container == "" {
+				break
+			}
 			code, err := b.get(ctx, "/readyz")
 			switch {
 			case err != nil:
@@ -288,10 +307,30 @@ func (b *Backend) waitSwap(ctx context.Context, before []container, edited time.
 			lastReport = time.Now()
 			cluster.ReportProgress(ctx, cluster.Progress{Phase: "wait", Detail: state, Elapsed: time.Since(edited)})
 		}
+	}
+}
+
+// listing is one look at the kube-apiserver containers.
+type listing struct {
+	containers []container
+	at         time.Time
+	err        error
+}
+
+// watchContainers lists the kube-apiserver containers until ctx ends,
+// keeping only the latest listing in out.
+func (b *Backend) watchContainers(ctx context.Context, out chan listing) {
+	for ctx.Err() == nil {
+		cs, err := b.apiserverContainers(ctx)
+		l := listing{containers: cs, at: time.Now(), err: err}
+		select {
+		case <-out: // replaced by the newer one
+		default:
+		}
+		out <- l
 		select {
 		case <-ctx.Done():
-			return s, fmt.Errorf("no new kube-apiserver served within %s of the manifest edit (last: %s): %w", b.opts.readyWithin, state, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

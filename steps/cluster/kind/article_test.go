@@ -3,6 +3,7 @@ package kind_test
 import (
 	"bufio"
 	"encoding/json"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -40,7 +41,7 @@ func TestArticleOnKind(t *testing.T) {
 		Failed   *int   `json:"failed"`
 	}
 	var got []string
-	var edit string
+	var edit, cacert string
 	var last event
 	sc := bufio.NewScanner(strings.NewReader(out.String()))
 	sc.Buffer(nil, 1<<20)
@@ -51,6 +52,9 @@ func TestArticleOnKind(t *testing.T) {
 		}
 		switch {
 		case e.Event == "http":
+			if m := regexp.MustCompile(`--cacert (\S+)/ca\.crt`).FindStringSubmatch(e.Command); m != nil {
+				cacert = m[1]
+			}
 			got = append(got, strings.Join([]string{e.Identity, e.Path, strings.TrimSpace(strings.Join([]string{strconv.Itoa(e.Status), e.Reason, e.Message}, " "))}, " "))
 			if e.Step == "anonymous-namespaces-granted" {
 				for _, ns := range []string{"default", "kube-node-lease", "kube-public", "kube-system"} {
@@ -70,6 +74,10 @@ func TestArticleOnKind(t *testing.T) {
 		`anonymous /api/v1/namespaces 403 Forbidden namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" in API group "" at the cluster scope`,
 		"anonymous /api/v1/namespaces 200",
 		"anonymous /api 401 Unauthorized Unauthorized",
+		// Beyond the article, as on local: the kubelet's probes fail too.
+		"anonymous /readyz 401 Unauthorized Unauthorized",
+		"anonymous /livez 401 Unauthorized Unauthorized",
+		"anonymous /version 401 Unauthorized Unauthorized",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("http sequence:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -83,6 +91,12 @@ func TestArticleOnKind(t *testing.T) {
 	m := editRE.FindStringSubmatch(lastLine(edit))
 	if m == nil {
 		t.Fatalf("the flag change was shown as %q, want a sed of the static-Pod manifest in the node", edit)
+	}
+	if strings.Contains(out.String(), "eyJ") {
+		t.Error("a token (JWT) appears in the output")
+	}
+	if _, err := os.Stat(cacert); cacert == "" || !os.IsNotExist(err) {
+		t.Errorf("the run's private directory %q is still there (stat: %v)", cacert, err)
 	}
 	clusters, err := kindcluster.NewProvider().List()
 	if err != nil {

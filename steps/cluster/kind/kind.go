@@ -86,16 +86,15 @@ func WithReadyTimeout(d time.Duration) Option { return func(o *options) { o.read
 // Backend is a kind cluster with one control-plane node. It is not safe
 // for concurrent use: the engine calls it from one goroutine.
 type Backend struct {
-	opts     options
-	rt       Runtime
-	provider *kindcluster.Provider
-	name     string // the cluster's, once Create started making it
-	node     nodes.Node
-	dir      string // private, 0700: kubeconfig, CA; removed by Destroy
-	cfg      *rest.Config
-	poll     *http.Client
-	info     cluster.Info
-	entry    *ledger.Entry // what this run created, for anonlab cleanup
+	opts  options
+	rt    Runtime
+	name  string // the cluster's, once Create started making it
+	node  nodes.Node
+	dir   string // private, 0700: kubeconfig, CA; removed by Destroy
+	cfg   *rest.Config
+	poll  *http.Client
+	info  cluster.Info
+	entry *ledger.Entry // what this run created, for anonlab cleanup
 
 	manifest []byte // kube-apiserver's manifest as it is in the node now
 	backedUp bool   // the original manifest is at backupPath
@@ -106,7 +105,9 @@ var (
 	_ cluster.Backend               = (*Backend)(nil)
 	_ cluster.APIServerReconfigurer = (*Backend)(nil)
 	_ cluster.ChangeDescriber       = (*Backend)(nil)
+	_ cluster.FlagsDescriber        = (*Backend)(nil)
 	_ cluster.APIServerFileReader   = (*Backend)(nil)
+	_ cluster.APIServerPodObserver  = (*Backend)(nil)
 )
 
 // New returns a kind backend; nothing is created until Create.
@@ -193,9 +194,9 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	}
 	b.name = name
 	kubeconfig := filepath.Join(b.dir, "kubeconfig")
-	b.provider = kindcluster.NewProvider(kindcluster.ProviderWithLogger(progressLogger{report: report}), b.rt.providerOption())
+	provider := kindcluster.NewProvider(kindcluster.ProviderWithLogger(progressLogger{report: report}), b.rt.providerOption())
 	report(fmt.Sprintf("creating kind cluster %s from %s on %s %s", name, image, b.rt.Name, b.rt.Version), false)
-	if err = b.provider.Create(name,
+	if err = provider.Create(name,
 		kindcluster.CreateWithNodeImage(image),
 		kindcluster.CreateWithV1Alpha4Config(config),
 		kindcluster.CreateWithWaitForReady(b.opts.createWithin),
@@ -205,7 +206,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	); err != nil {
 		return fmt.Errorf("create kind cluster %s: %w%s", name, err, runOutput(err))
 	}
-	all, err := b.provider.ListNodes(name)
+	all, err := provider.ListNodes(name)
 	if err != nil {
 		return fmt.Errorf("list the nodes of kind cluster %s: %w", name, err)
 	}
@@ -324,9 +325,14 @@ func (b *Backend) connect(kubeconfig string) error {
 // containers and volumes) and the private directory.
 func (b *Backend) Destroy(ctx context.Context) error {
 	var errs []error
-	if b.name != "" && b.provider != nil {
-		cluster.ReportProgress(ctx, cluster.Progress{Phase: "destroy", Detail: "deleting kind cluster " + b.name})
-		if err := b.provider.Delete(b.name, filepath.Join(b.dir, "kubeconfig")); err != nil {
+	if b.name != "" {
+		began := time.Now()
+		report := func(detail string, done bool) {
+			cluster.ReportProgress(ctx, cluster.Progress{Phase: "destroy", Detail: detail, Elapsed: time.Since(began), Done: done})
+		}
+		report("deleting kind cluster "+b.name, false)
+		p := kindcluster.NewProvider(kindcluster.ProviderWithLogger(progressLogger{report: report}), b.rt.providerOption())
+		if err := p.Delete(b.name, filepath.Join(b.dir, "kubeconfig")); err != nil {
 			errs = append(errs, fmt.Errorf("delete kind cluster %s: %w", b.name, err))
 		}
 	}
@@ -364,41 +370,24 @@ func DeleteCluster(ctx context.Context, name string) error {
 	return nil
 }
 
-// PodStatus is the kube-apiserver static Pod as the API shows it (its
-// mirror Pod), as `kubectl -n kube-system get pod` prints it.
-type PodStatus struct {
-	Name     string
-	Phase    string
-	Ready    bool
-	Restarts int32
-}
-
-func (s PodStatus) String() string {
-	ready := "0/1"
-	if s.Ready {
-		ready = "1/1"
-	}
-	return fmt.Sprintf("Pod %s: %s %s, restarts %d", s.Name, ready, s.Phase, s.Restarts)
-}
-
-// APIServerPodStatus reads the kube-apiserver Pod's readiness and restart
-// count. After --anonymous-auth=false on a kubeadm cluster it turns
+// APIServerPod implements cluster.APIServerPodObserver: the kube-apiserver
+// Pod's readiness and restart count. After --anonymous-auth=false on a kubeadm cluster it turns
 // NotReady (its readiness probe gets 401), and minutes later the kubelet
 // restarts it (its startup or liveness probe fails too).
-func (b *Backend) APIServerPodStatus(ctx context.Context) (PodStatus, error) {
+func (b *Backend) APIServerPod(ctx context.Context) (cluster.PodStatus, error) {
 	if b.node == nil {
-		return PodStatus{}, errors.New("read the kube-apiserver Pod: the cluster is not running")
+		return cluster.PodStatus{}, errors.New("read the kube-apiserver Pod: the cluster is not running")
 	}
 	cs, err := kubernetes.NewForConfig(b.cfg)
 	if err != nil {
-		return PodStatus{}, err
+		return cluster.PodStatus{}, err
 	}
 	name := "kube-apiserver-" + b.node.String()
 	pod, err := cs.CoreV1().Pods(metav1.NamespaceSystem).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return PodStatus{}, fmt.Errorf("read Pod kube-system/%s: %w", name, err)
+		return cluster.PodStatus{}, fmt.Errorf("read Pod kube-system/%s: %w", name, err)
 	}
-	st := PodStatus{Name: name, Phase: string(pod.Status.Phase)}
+	st := cluster.PodStatus{Name: name, Phase: string(pod.Status.Phase)}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == "Ready" {
 			st.Ready = c.Status == "True"
@@ -428,14 +417,24 @@ func (l progressLogger) V(level kindlog.Level) kindlog.InfoLogger {
 	return l
 }
 
-// runOutput is the tail of a failed node command's output, which kind's
-// errors carry but do not print.
+// runOutput is the end of a failed node command's output (kubeadm's, say),
+// which kind's errors carry but do not print, without the Go stack trace
+// kubeadm prints after its error.
 func runOutput(err error) string {
 	var re *kindexec.RunError
-	if !errors.As(err, &re) || len(re.Output) == 0 {
+	if !errors.As(err, &re) {
 		return ""
 	}
-	lines := strings.Split(strings.TrimSpace(string(re.Output)), "\n")
+	var lines []string
+	for _, line := range strings.Split(string(re.Output), "\n") {
+		frame := strings.HasPrefix(line, "\t") || !strings.Contains(strings.TrimSpace(line), " ") && strings.Contains(line, ".")
+		if strings.TrimSpace(line) != "" && !frame {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
 	return "\n" + strings.Join(lines[max(0, len(lines)-10):], "\n")
 }
 

@@ -124,10 +124,10 @@ func TestBackend(t *testing.T) {
 	// The readiness probe has no credentials: the Pod turns NotReady.
 	notReady := false
 	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline) && !notReady; {
-		st, err := b.APIServerPodStatus(ctx)
+		st, err := b.APIServerPod(ctx)
 		notReady = err == nil && !st.Ready && st.Phase == "Running"
 		if notReady {
-			t.Log(st)
+			t.Logf("%+v", st)
 		}
 		select {
 		case <-ctx.Done():

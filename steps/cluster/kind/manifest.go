@@ -19,11 +19,9 @@ import (
 // and where the lab keeps its own files there.
 const (
 	manifestPath = "/etc/kubernetes/manifests/kube-apiserver.yaml"
-	// labDir holds the backup and the next manifest before it is moved into
-	// place. It is outside manifests/: the kubelet would run a copy there
+	// backupPath is outside manifests/: the kubelet would run a copy there
 	// as a second Pod.
-	labDir     = "/etc/kubernetes/anonlab"
-	backupPath = labDir + "/kube-apiserver.yaml.orig"
+	backupPath = "/etc/kubernetes/kube-apiserver.yaml.orig"
 	// filesDir holds APIServerChange.Files: kubeadm mounts
 	// /etc/kubernetes/pki into the kube-apiserver Pod, so a file there is
 	// readable by the new apiserver without touching the Pod's volumes.

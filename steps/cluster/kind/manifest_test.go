@@ -141,7 +141,7 @@ func TestManifestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(flags) != 18 || flags[0] != "--advertise-address=172.18.0.2" || !slices.Contains(flags, "--runtime-config=") {
+	if len(flags) != 28 || flags[0] != "--advertise-address=172.18.0.2" || flags[27] != "--runtime-config=" || slices.Contains(flags, "kube-apiserver") {
 		t.Errorf("manifestFlags = %q", flags)
 	}
 	if got := cluster.AnonymousAuth(flags); got != "on" {

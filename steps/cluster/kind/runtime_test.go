@@ -1,10 +1,14 @@
 package kind
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 
 	"github.com/anonlab/anonlab/steps/cluster"
 )
@@ -98,5 +102,24 @@ func TestAPIServerLog(t *testing.T) {
 	}
 	if got := cluster.LastErrorLine(failed); got != failed[1] {
 		t.Errorf("LastErrorLine = %q", got)
+	}
+}
+
+func TestRunOutput(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("create: %w", &kindexec.RunError{Command: []string{"kubeadm", "init"}, Output: []byte(`I1127 15:12:31 waiting for the control plane
+error execution phase wait-control-plane: could not initialize a Kubernetes cluster
+k8s.io/kubernetes/cmd/kubeadm/app/cmd/phases/workflow.(*Runner).Run.func1
+	k8s.io/kubernetes/cmd/kubeadm/app/cmd/phases/workflow/runner.go:260
+main.main
+	k8s.io/kubernetes/cmd/kubeadm/kubeadm.go:25
+runtime.goexit
+`)})
+	want := "\nI1127 15:12:31 waiting for the control plane\nerror execution phase wait-control-plane: could not initialize a Kubernetes cluster"
+	if got := runOutput(err); got != want {
+		t.Errorf("runOutput = %q, want %q", got, want)
+	}
+	if got := runOutput(errors.New("plain")); got != "" {
+		t.Errorf("runOutput of a plain error = %q", got)
 	}
 }

@@ -54,7 +54,7 @@ suite=${ANONLAB_DEBIAN_SUITE:-${VERSION_CODENAME:-bookworm}}
 mirror=${ANONLAB_DEBIAN_MIRROR:-$(apt-get indextargets --format '$(SITE) $(RELEASE)' 'Created-By: Packages' 2>/dev/null |
 	awk -v s="$suite" '$2 == s {print $1; exit}')}
 mirror=${mirror:-http://deb.debian.org/debian}
-packages=systemd,systemd-sysv,dbus,iptables,iproute2,conntrack,ethtool,kmod,ebtables,socat,ca-certificates,procps,libseccomp2,pigz,containerd,runc,containernetworking-plugins,util-linux,mount,bash,curl,fuse-overlayfs
+packages=systemd,systemd-sysv,dbus,iptables,iproute2,conntrack,ethtool,kmod,ebtables,socat,ca-certificates,procps,jq,nftables,libseccomp2,pigz,containerd,runc,containernetworking-plugins,util-linux,mount,bash,curl,fuse-overlayfs
 key=$(echo "$suite $mirror $packages" | sha256sum | cut -c1-12)
 rootfs=$cache/rootfs-$suite-$key.tar
 base=anonlab/node-rootfs:$suite-$key
@@ -79,7 +79,7 @@ log "building Kubernetes $version, etcd, CoreDNS and pause from their Go module 
 refs=()
 while read -r kind ref bin dest; do
 	[[ $kind == image ]] || continue
-	c=$(docker create "$base")
+	c=$(docker create --entrypoint "$dest" "$base")
 	docker cp "$bin" "$c:$dest"
 	docker commit --change "ENTRYPOINT [\"$dest\"]" "$c" "$ref" >/dev/null
 	docker rm "$c" >/dev/null
@@ -94,7 +94,8 @@ pause=$(printf '%s\n' "${refs[@]}" | grep /pause:)
 kind_dir=$(cd "$repo" && go mod download -json sigs.k8s.io/kind | jq -r .Dir)
 [[ -d $kind_dir/images/base/files ]] || fail "sigs.k8s.io/kind is not in the Go module cache: run go mod download sigs.k8s.io/kind"
 log "assembling $tag"
-builder=$(docker run -d --name "anonlab-node-build-$$" --entrypoint sleep --security-opt seccomp=unconfined "$base" infinity)
+# --init: an init that reaps the containerd started and stopped below.
+builder=$(docker run -d --init --name "anonlab-node-build-$$" --entrypoint sleep --security-opt seccomp=unconfined "$base" infinity)
 tar -C "$kind_dir/images/base/files" -c . | docker cp - "$builder:/"
 while read -r kind bin _; do
 	[[ $kind == node ]] || continue
@@ -113,7 +114,7 @@ docker exec -i "$builder" ctr --namespace=k8s.io images import --label=io.cri-co
 docker exec "$builder" bash -c 'pkill containerd; while pgrep -x containerd >/dev/null; do sleep 0.1; done'
 
 docker commit \
-	--change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
+	--change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' \
 	--change 'ENV container=docker' \
 	--change "LABEL io.anonlab.kubernetes-version=$version" \
 	"$builder" "$tag" >/dev/null
