@@ -324,7 +324,6 @@ func (b *Backend) connect(kubeconfig string) error {
 // Destroy implements cluster.Backend: it deletes the cluster (its
 // containers and volumes) and the private directory.
 func (b *Backend) Destroy(ctx context.Context) error {
-	var errs []error
 	if b.name != "" {
 		began := time.Now()
 		report := func(detail string, done bool) {
@@ -333,19 +332,24 @@ func (b *Backend) Destroy(ctx context.Context) error {
 		report("deleting kind cluster "+b.name, false)
 		p := kindcluster.NewProvider(kindcluster.ProviderWithLogger(progressLogger{report: report}), b.rt.providerOption())
 		if err := p.Delete(b.name, filepath.Join(b.dir, "kubeconfig")); err != nil {
-			errs = append(errs, fmt.Errorf("delete kind cluster %s: %w", b.name, err))
+			// Kept, with the record, for another try or `anonlab cleanup`.
+			return fmt.Errorf("delete kind cluster %s: %w", b.name, err)
 		}
 	}
 	b.name, b.node, b.manifest, b.backedUp = "", nil, nil, false
 	if b.dir != "" {
-		errs = append(errs, os.RemoveAll(b.dir))
+		if err := os.RemoveAll(b.dir); err != nil {
+			return err
+		}
 		b.dir = ""
 	}
-	if b.entry != nil && len(errs) == 0 {
-		errs = append(errs, b.entry.Delete())
-		b.entry = nil
+	// The record goes only once everything it names is gone.
+	if b.entry == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	err := b.entry.Delete()
+	b.entry = nil
+	return err
 }
 
 // DeleteCluster deletes a lab cluster left behind (`anonlab cleanup`): only

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
 
 // RequireKind returns the engine and node image the real-cluster tests
@@ -167,6 +168,15 @@ func TestBackend(t *testing.T) {
 	}
 	if _, err := os.Stat(info.Kubeconfig); !os.IsNotExist(err) {
 		t.Errorf("%s remains after deleting %s: %v", info.Kubeconfig, name, err)
+	}
+	entries, err := ledger.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.KindCluster == name {
+			t.Errorf("the run's record of %s remains: %+v", name, e)
+		}
 	}
 }
 
