@@ -71,8 +71,8 @@ func New(name string, o Options) (cluster.Backend, error) {
 // Pick resolves --backend auto, and returns any other name as it is: kind
 // when Docker or Podman answers and has a node image for it (the one asked
 // for, else the one `make kind-node-image` built for the Kubernetes
-// version, else kind's default, pulled if need be), else local. The reason
-// is for the user; o.NodeImage is set to the image kind will use.
+// version, else kind's default; never pulled), else local. The reason is
+// for the user; o.NodeImage is set to the image kind will use.
 func Pick(ctx context.Context, name string, o *Options) (chosen, reason string) {
 	if name != Auto {
 		return name, ""

@@ -245,7 +245,7 @@ func (b *Backend) ensureImage(ctx context.Context, image string, report func(str
 		return nil
 	}
 	report("pulling node image "+image, false)
-	if err := b.rt.Pull(ctx, image); err != nil {
+	if err := b.rt.pull(ctx, image); err != nil {
 		return fmt.Errorf("%w: kind node image %s is not in %s and could not be pulled (%v)\n"+
 			"With no registry, build one: `make kind-node-image` builds %s from Debian packages and Go module sources and prints its tag; pass it as --node-image. Or use --backend local, which needs no container engine",
 			cluster.ErrNotAvailable, image, b.rt.Name, err, LabNodeImage(b.opts.version))

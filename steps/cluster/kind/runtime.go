@@ -119,8 +119,8 @@ func (r Runtime) HasImage(ctx context.Context, image string) bool {
 	return err == nil
 }
 
-// Pull asks the engine to pull image, as kind would.
-func (r Runtime) Pull(ctx context.Context, image string) error {
+// pull asks the engine to pull image, as kind would.
+func (r Runtime) pull(ctx context.Context, image string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	_, err := run(ctx, r.Name, "pull", image)
