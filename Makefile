@@ -13,7 +13,7 @@ E2E_FLAGS ?=
 # What runs the e2e suite; CI writes JUnit with GOTEST='gotestsum --junitfile e2e.xml --'.
 GOTEST ?= $(GO) test
 
-.PHONY: all build binaries run test unit integration e2e e2e-kind lint bench fuzz clean docker kind-node-image test-kind
+.PHONY: all build binaries run test unit e2e e2e-kind lint bench fuzz stress clean docker kind-node-image test-kind
 
 all: build
 
@@ -70,7 +70,12 @@ lint:
 
 bench: build binaries docker kind-node-image
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./steps/
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./cmd/anonlab/app/ ./cmd/anonlab/tui/
 	ANONLAB_NODE_IMAGE=anonlab/node:$(KUBERNETES_VERSION) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./steps/cluster/kind/
+
+# The article 10 times in a row on local; fails if anything is left or grew.
+stress: build binaries
+	steps/testdata/stress.sh $(BIN) 10
 
 # docs/tui.png, the README's screenshot, from a real walkthrough on the
 # local backend: tmux at 160x50, aha and a headless chromium (Debian
