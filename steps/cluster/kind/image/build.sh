@@ -2,7 +2,7 @@
 # `make kind-node-image`: builds a kind node image with no container
 # registry, tagged anonlab/node:<Kubernetes version>, and prints that tag as
 # its last line on stdout (progress goes to stderr). An image already tagged
-# so is reused. It is assembled the way kind's own `kind build node-image`
+# so by the same recipe is reused. It is assembled the way kind's own `kind build node-image`
 # does it, from what this machine can reach (Debian's apt mirror and the Go
 # module proxy, or local mirrors of them):
 #   - the root filesystem: debootstrap of Debian with systemd, containerd,
@@ -23,14 +23,27 @@ repo=$(cd "$here/../../../.." && pwd)
 
 version=${1:?usage: build.sh KUBERNETES_VERSION}
 tag=anonlab/node:$version
-if docker image inspect "$tag" >/dev/null 2>&1; then
+# An image built by this same recipe (these files, this kind module) is
+# reused; one built by an older recipe is rebuilt, from the caches.
+recipe=$( (cat "$here/build.sh" "$here/node-setup.sh" "$here/main.go" && grep 'sigs.k8s.io/kind ' "$repo/go.mod") | sha256sum | cut -c1-12)
+built() { [[ $(docker image inspect --format '{{index .Config.Labels "io.anonlab.recipe"}}' "$tag" 2>/dev/null) == "$recipe" ]]; }
+if built; then
 	log "$tag is already built"
 	echo "$tag"
 	exit 0
 fi
-started=$SECONDS
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/anonlab/node-image
 mkdir -p "$cache"
+# One image build at a time; another may have just built it.
+exec 9>"$cache/.lock"
+flock 9
+if built; then
+	log "$tag was built meanwhile"
+	echo "$tag"
+	exit 0
+fi
+started=$SECONDS
+superseded=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 work=$(mktemp -d)
 builder=
 cleanup() {
@@ -116,7 +129,9 @@ docker exec "$builder" bash -c 'pkill containerd; while pgrep -x containerd >/de
 docker commit \
 	--change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' \
 	--change 'ENV container=docker' \
-	--change "LABEL io.anonlab.kubernetes-version=$version" \
+	--change "LABEL io.anonlab.kubernetes-version=$version" --change "LABEL io.anonlab.recipe=$recipe" \
 	"$builder" "$tag" >/dev/null
+# The image of an older recipe goes, unless a container still uses it.
+[[ -z $superseded ]] || docker rmi "$superseded" >/dev/null 2>&1 || true
 log "$tag built in $((SECONDS - started)) s"
 echo "$tag"
