@@ -99,7 +99,7 @@ func (c *clusterStep) handout(*Scenario, *Step) []string {
 		return []string{`kind delete cluster --name "$CLUSTER"`}
 	}
 	return []string{
-		`kind create cluster --name "$CLUSTER" --wait 3m`,
+		`kind create cluster --name "$CLUSTER" ${NODE_IMAGE:+--image "$NODE_IMAGE"} --wait 3m`,
 		`APISERVER=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')`,
 		`kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > ca.crt`,
 	}

@@ -14,6 +14,7 @@ import (
 const shellPrelude = `set -euo pipefail
 CLUSTER=${CLUSTER:-anonlab-handout}
 NODE=$CLUSTER-control-plane
+# NODE_IMAGE: a node image of your own (e.g. from make kind-node-image).
 cd "$(mktemp -d)"
 
 # expect STATUS curl ARGS...: show the answer, stop when the status differs.
