@@ -26,7 +26,7 @@ type Swap struct {
 	// Started is when a kube-apiserver container other than the old one
 	// was first seen running in the node.
 	Started time.Time
-	// FirstAnswer is when that process first answered HTTP.
+	// FirstAnswer is when that container first answered HTTP.
 	FirstAnswer time.Time
 	// Serving is when its /readyz first answered 200.
 	Serving time.Time
@@ -62,6 +62,9 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 		if err := b.writeNode(ctx, filesDir+"/"+name, change.Files[name]); err != nil {
 			return err
 		}
+	}
+	if bytes.Equal(next, previous) {
+		return nil // the kubelet would not replace the Pod: nothing to wait for
 	}
 	err = b.replaceManifest(ctx, next)
 	if err == nil {
@@ -125,7 +128,7 @@ func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
 		lines = append(lines, exec+" cp -p "+manifestPath+" "+backupPath)
 	}
 	for _, name := range slices.Sorted(maps.Keys(change.Files)) {
-		lines = append(lines, fmt.Sprintf("%s -i %s sh -c %s < %s", b.rt.Name+" exec", b.NodeName(),
+		lines = append(lines, fmt.Sprintf("%s exec -i %s sh -c %s < %s", b.rt.Name, b.NodeName(),
 			shellQuote("mkdir -p "+filesDir+" && cat > "+filesDir+"/"+name), shellQuote(name)))
 	}
 	_, edits, err := editFlags(b.manifest, change, filesDir)
@@ -164,13 +167,10 @@ func (b *Backend) replaceManifest(ctx context.Context, manifest []byte) error {
 	if err != nil {
 		return err
 	}
-	// The kubelet ignores files whose name starts with a dot: the new
-	// manifest is written next to the old one under such a name first.
-	tmp := strings.TrimSuffix(manifestPath, "kube-apiserver.yaml") + ".kube-apiserver.yaml.anonlab"
-	if err := b.writeNode(ctx, tmp, manifest); err != nil {
+	if err := b.writeNode(ctx, nextPath, manifest); err != nil {
 		return err
 	}
-	if _, err := b.nodeOutput(ctx, nil, "mv", tmp, manifestPath); err != nil {
+	if _, err := b.nodeOutput(ctx, nil, "mv", nextPath, manifestPath); err != nil {
 		return fmt.Errorf("move the new kube-apiserver manifest into place: %w", err)
 	}
 	b.manifest = manifest
@@ -179,10 +179,11 @@ func (b *Backend) replaceManifest(ctx context.Context, manifest []byte) error {
 }
 
 // container is a kube-apiserver container as the node's container runtime
-// knows it (crictl): the kubelet makes a new one for the new static Pod,
-// and for each restart.
+// knows it (crictl): the kubelet makes one in a new Pod sandbox for the new
+// static Pod, and a new one in the same sandbox for each restart.
 type container struct {
 	ID      string
+	Sandbox string
 	State   string // CONTAINER_CREATED, CONTAINER_RUNNING, CONTAINER_EXITED
 	Attempt uint32
 	Created time.Time
@@ -201,6 +202,7 @@ func parseContainers(out []byte) ([]container, error) {
 	var list struct {
 		Containers []struct {
 			ID       string `json:"id"`
+			Sandbox  string `json:"podSandboxId"`
 			State    string `json:"state"`
 			Metadata struct {
 				Attempt uint32 `json:"attempt"`
@@ -217,15 +219,15 @@ func parseContainers(out []byte) ([]container, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read crictl's container list: createdAt %q", c.CreatedAt)
 		}
-		cs = append(cs, container{ID: c.ID, State: c.State, Attempt: c.Metadata.Attempt, Created: time.Unix(0, ns)})
+		cs = append(cs, container{ID: c.ID, Sandbox: c.Sandbox, State: c.State, Attempt: c.Metadata.Attempt, Created: time.Unix(0, ns)})
 	}
 	return cs, nil
 }
 
 const running = "CONTAINER_RUNNING"
 
-// waitSwap waits until a kube-apiserver container that is not one of
-// before runs, then polls /readyz, as the admin, on a fresh connection
+// waitSwap waits until a kube-apiserver container of a Pod other than those
+// in before runs, then polls /readyz, as the admin, on a fresh connection
 // every 50 ms, until it answers 200. Until the new container is seen, an
 // answer would come from the old apiserver and proves nothing. A new
 // container that exits before it serves ends the wait. The containers are
@@ -241,9 +243,11 @@ func (b *Backend) waitSwap(ctx context.Context, before []container, edited time.
 	}()
 	defer func() { cancel(); <-done }()
 
+	// A restart of an old Pod, say one crash-looping on a refused flag,
+	// is not the new apiserver.
 	old := map[string]bool{}
 	for _, c := range before {
-		old[c.ID] = true
+		old[c.Sandbox] = true
 	}
 	s := Swap{Edited: edited}
 	state := "waiting for the kubelet to see the new manifest"
@@ -262,7 +266,7 @@ func (b *Backend) waitSwap(ctx context.Context, before []container, edited time.
 			oldRunning := ""
 			for _, c := range l.containers {
 				switch {
-				case old[c.ID]:
+				case old[c.Sandbox]:
 					if c.State == running {
 						oldRunning = c.ID
 					}

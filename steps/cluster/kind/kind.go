@@ -55,7 +55,6 @@ func LabNodeImage(version string) string { return "anonlab/node:" + version }
 type options struct {
 	version      string
 	nodeImage    string
-	name         string
 	runtime      *Runtime
 	readyWithin  time.Duration
 	createWithin time.Duration
@@ -71,10 +70,6 @@ func WithKubernetesVersion(v string) Option { return func(o *options) { o.versio
 
 // WithNodeImage chooses the node image.
 func WithNodeImage(image string) Option { return func(o *options) { o.nodeImage = image } }
-
-// WithClusterName names the cluster; ClusterPrefix is added when missing.
-// The default is ClusterPrefix and a random suffix.
-func WithClusterName(name string) Option { return func(o *options) { o.name = name } }
 
 // WithRuntime uses this engine instead of detecting one.
 func WithRuntime(rt Runtime) Option { return func(o *options) { o.runtime = &rt } }
@@ -116,9 +111,6 @@ func New(opts ...Option) *Backend {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.name != "" && !strings.HasPrefix(o.name, ClusterPrefix) {
-		o.name = ClusterPrefix + o.name
-	}
 	return &Backend{opts: o}
 }
 
@@ -141,9 +133,6 @@ func (b *Backend) NodeName() string {
 	}
 	return b.node.String()
 }
-
-// Runtime is the engine the cluster runs on, after Create.
-func (b *Backend) Runtime() Runtime { return b.rt }
 
 // Create implements cluster.Backend.
 func (b *Backend) Create(ctx context.Context) (err error) {
@@ -181,10 +170,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = os.Chmod(b.dir, 0o700); err != nil {
 		return err
 	}
-	name := b.opts.name
-	if name == "" {
-		name = ClusterPrefix + randomSuffix()
-	}
+	name := ClusterPrefix + randomSuffix()
 	// Recorded before kind makes anything, so that `anonlab cleanup` finds
 	// the cluster even if this process is killed while it is created.
 	b.entry = ledger.NewEntry(Name)

@@ -19,6 +19,9 @@ import (
 // and where the lab keeps its own files there.
 const (
 	manifestPath = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+	// nextPath is where the next manifest is written before one rename
+	// puts it in place: the kubelet ignores names starting with a dot.
+	nextPath = "/etc/kubernetes/manifests/.kube-apiserver.yaml.anonlab"
 	// backupPath is outside manifests/: the kubelet would run a copy there
 	// as a second Pod.
 	backupPath = "/etc/kubernetes/kube-apiserver.yaml.orig"
