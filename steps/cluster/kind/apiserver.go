@@ -322,7 +322,10 @@ type listing struct {
 }
 
 // watchContainers lists the kube-apiserver containers until ctx ends,
-// keeping only the latest listing in out.
+// keeping only the latest listing in out. A new apiserver needs seconds
+// between its container starting and its first answer, so a listing every
+// quarter of a second (each a `docker exec`) is soon enough and spares a
+// small machine's CPU.
 func (b *Backend) watchContainers(ctx context.Context, out chan listing) {
 	for ctx.Err() == nil {
 		cs, err := b.apiserverContainers(ctx)
@@ -334,7 +337,7 @@ func (b *Backend) watchContainers(ctx context.Context, out chan listing) {
 		out <- l
 		select {
 		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }

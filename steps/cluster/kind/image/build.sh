@@ -15,7 +15,7 @@
 # Caches: $XDG_CACHE_HOME/anonlab (binaries, root filesystem tarball).
 # Overrides: ANONLAB_DEBIAN_MIRROR, ANONLAB_DEBIAN_SUITE.
 set -euo pipefail
-prefix=kind-node-image
+prefix="kind-node-image"
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 source "$here/lib.sh"
@@ -64,6 +64,7 @@ command -v jq >/dev/null || missing+=(jq)
 # 1. The root filesystem, cached by suite, mirror and package list.
 . /etc/os-release
 suite=${ANONLAB_DEBIAN_SUITE:-${VERSION_CODENAME:-bookworm}}
+# shellcheck disable=SC2016 # $(SITE) and $(RELEASE) are apt's, not the shell's
 mirror=${ANONLAB_DEBIAN_MIRROR:-$(apt-get indextargets --format '$(SITE) $(RELEASE)' 'Created-By: Packages' 2>/dev/null |
 	awk -v s="$suite" '$2 == s {print $1; exit}')}
 mirror=${mirror:-http://deb.debian.org/debian}

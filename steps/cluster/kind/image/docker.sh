@@ -133,10 +133,10 @@ fi
 answers || start_dockerd
 probe_image
 if ! privileged_ok; then
-	out=$(docker run --rm --privileged "$probe" --version 2>&1 || true)
-	case $out in
+	said=$(docker run --rm --privileged "$probe" --version 2>&1 || true)
+	case $said in
 	*"unable to apply caps"*) install_wrapper ;;
-	*) fail "a privileged container does not run: $out" ;;
+	*) fail "a privileged container does not run: $said" ;;
 	esac
 	privileged_ok || fail "a privileged container still does not run: $(docker run --rm --privileged "$probe" --version 2>&1 || true)"
 fi

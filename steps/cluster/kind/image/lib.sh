@@ -1,4 +1,7 @@
+# shellcheck shell=bash
 # Shared by docker.sh and build.sh: messages on stderr, packages from apt.
+# The sourcing script sets prefix, the name its messages start with.
+: "${prefix:?}"
 
 log() { echo "$prefix: $*" >&2; }
 fail() {
