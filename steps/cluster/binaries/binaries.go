@@ -1,6 +1,9 @@
 // Package binaries finds or builds the kube-apiserver and etcd executables
 // the local backend runs: from an explicit directory, from the user cache,
 // or built from the Go module sources of the requested Kubernetes release.
+// The kind node image's build uses the same builder for the other
+// Kubernetes commands, etcd, CoreDNS and crictl (BuildKubernetes,
+// BuildEtcd, BuildCommand), under the same lock.
 package binaries
 
 import (
