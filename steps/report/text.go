@@ -66,7 +66,7 @@ func (t *Text) Emit(e steps.Event) {
 			fmt.Fprintf(t.out, "%s\n", wrap(ex, indent, 78))
 		}
 	case steps.Command:
-		fmt.Fprintf(t.out, "\n%s$ %s\n", indent, ev.Text)
+		fmt.Fprintf(t.out, "\n%s$ %s\n", indent, strings.ReplaceAll(ev.Text, "\n", "\n"+indent+"  "))
 	case steps.HTTPExchange:
 		fmt.Fprintf(t.out, "\n%s$ %s\n", indent, ev.Command)
 		fmt.Fprintf(t.out, "%s%d %s  (%s, %d ms)\n", indent, ev.Status, ev.StatusText, ev.Identity, ev.DurationMS)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anonlab/anonlab/steps/cluster/kind"
 	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
 
@@ -45,7 +47,7 @@ state file; cleanup kills a recorded process only when its pid still runs
 the recorded command line, never by name. Runs still in progress are left
 alone unless --all is given (which also removes clusters kept with --keep).`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(c *cobra.Command, _ []string) error {
 			entries, err := ledger.List()
 			if err != nil {
 				return err
@@ -57,7 +59,7 @@ alone unless --all is given (which also removes clusters kept with --keep).`,
 					fmt.Fprintf(streams.Out, "left alone (its run is still going, pid %d): %s\n", e.Owner, describeEntry(e))
 					continue
 				}
-				if err := removeEntry(e); err != nil {
+				if err := removeEntry(c.Context(), e); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", e.ID, err))
 					continue
 				}
@@ -72,9 +74,11 @@ alone unless --all is given (which also removes clusters kept with --keep).`,
 	return cmd
 }
 
-func removeEntry(e *ledger.Entry) error {
+func removeEntry(ctx context.Context, e *ledger.Entry) error {
 	if e.KindCluster != "" {
-		return fmt.Errorf("kind cluster %s: kind clusters are removed with the kind backend", e.KindCluster)
+		if err := kind.DeleteCluster(ctx, e.KindCluster); err != nil {
+			return err
+		}
 	}
 	if err := e.KillProcesses(); err != nil {
 		return err
