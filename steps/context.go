@@ -73,14 +73,24 @@ func (sc *StepContext) clusterState(ctxArgs []string, running bool) {
 	sc.run.emit(st)
 }
 
-// mayOpen says whether a step that opens the cluster to anonymous users may
-// run, and why not.
-func (sc *StepContext) mayOpen(what string) error {
-	if sc.Backend.Info().CreatedByLab || sc.run.opts.allowOpen {
+// mayWrite says whether a step may write to the cluster: always on a
+// cluster the lab created (a recorded fact, cluster.Info.CreatedByLab),
+// elsewhere only with the user's opt-in. Otherwise the step is skipped,
+// saying why; opens, when given, says how the step would also open the
+// cluster to anonymous users.
+func (sc *StepContext) mayWrite(what string, opens []string) error {
+	info := sc.Backend.Info()
+	if info.CreatedByLab || sc.run.opts.allowOpen {
+		if len(opens) > 0 {
+			sc.Log("this opens the cluster to anonymous users (the lab revokes it in cleanup): %s", strings.Join(opens, "; "))
+		}
 		return nil
 	}
-	return fmt.Errorf("refusing to %s: this cluster (%s backend, %s) was not created by the lab, and the step would open it to anonymous users; run it on a lab cluster (--backend local or kind), or pass --i-understand-this-opens-the-cluster to allow it (the lab still undoes it in cleanup)",
-		what, sc.Backend.Name(), sc.Backend.Info().URL)
+	why := fmt.Sprintf("read-only: the lab did not create this cluster (%s backend, %s), so it does not %s", sc.Backend.Name(), info.URL, what)
+	if len(opens) > 0 {
+		why += "; it would also open the cluster to anonymous users: " + strings.Join(opens, "; ")
+	}
+	return Skip(why + ". Pass --i-understand-this-opens-the-cluster to allow it (everything applied is recorded and revoked in cleanup)")
 }
 
 // kubectl is the kubectl command line prefix for the cluster's admin.

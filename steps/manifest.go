@@ -2,22 +2,18 @@ package steps
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 )
 
@@ -34,8 +30,6 @@ func (k objectKey) String() string {
 	}
 	return k.gvk.Kind + " " + k.name
 }
-
-type appliedObject struct{ obj *unstructured.Unstructured }
 
 // manifestObjects decodes the objects of the named manifests, in order.
 func manifestObjects(sc *Scenario, names []string) ([]*unstructured.Unstructured, error) {
@@ -71,25 +65,12 @@ func keyOf(obj *unstructured.Unstructured) objectKey {
 	return objectKey{gvk: obj.GroupVersionKind(), namespace: obj.GetNamespace(), name: obj.GetName()}
 }
 
-// opensToAnonymous reports whether obj binds a role to anonymous users.
-func opensToAnonymous(obj *unstructured.Unstructured) bool {
-	if obj.GetKind() != "ClusterRoleBinding" && obj.GetKind() != "RoleBinding" {
-		return false
-	}
-	subjects, _, _ := unstructured.NestedSlice(obj.Object, "subjects")
-	for _, s := range subjects {
-		m, _ := s.(map[string]any)
-		name, _ := m["name"].(string)
-		if slices.Contains([]string{"system:anonymous", "system:unauthenticated"}, name) {
-			return true
-		}
-	}
-	return false
+// resourceClient maps an object to its REST resource on the cluster.
+func (sc *StepContext) resourceClient(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	return resourceClient(sc.Backend.AdminConfig(), obj)
 }
 
-// resourceClient maps an object to its REST resource.
-func (sc *StepContext) resourceClient(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
-	cfg := sc.Backend.AdminConfig()
+func resourceClient(cfg *rest.Config, obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -112,34 +93,6 @@ func (sc *StepContext) resourceClient(obj *unstructured.Unstructured) (dynamic.R
 		return dyn.Resource(mapping.Resource).Namespace(ns), nil
 	}
 	return dyn.Resource(mapping.Resource), nil
-}
-
-// deleteObjects deletes objects, ignoring those already gone, and forgets
-// them.
-func (sc *StepContext) deleteObjects(ctx context.Context, objs map[objectKey]appliedObject) error {
-	var errs []error
-	for key, a := range objs {
-		rc, err := sc.resourceClient(a.obj)
-		if err == nil {
-			err = rc.Delete(ctx, a.obj.GetName(), metav1.DeleteOptions{})
-		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete %s: %w", key, err))
-			continue
-		}
-		sc.Log("deleted %s", key)
-		delete(sc.run.applied, key)
-	}
-	return errors.Join(errs...)
-}
-
-func describeObjects(objs map[objectKey]appliedObject) string {
-	var names []string
-	for k := range objs {
-		names = append(names, k.String())
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
 }
 
 func validateManifests(v *Validator, names []string) error {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
 
 // Gate decides when the next step runs: it blocks until the step at next
@@ -53,7 +55,7 @@ func Run(ctx context.Context, sc *Scenario, b cluster.Backend, sink Sink, opts .
 	for _, opt := range opts {
 		opt(&o)
 	}
-	r := &runner{opts: o, scenario: sc, backend: b, sink: sink, tokens: map[string]token{}, results: map[stepKey]string{}, applied: map[objectKey]appliedObject{}}
+	r := &runner{opts: o, scenario: sc, backend: b, sink: sink, tokens: map[string]token{}, skippedTokens: map[string]string{}, results: map[stepKey]string{}}
 	return r.run(ctx)
 }
 
@@ -69,13 +71,26 @@ type runner struct {
 	backend  cluster.Backend
 	sink     Sink
 
-	tokens         map[string]token
-	applied        map[objectKey]appliedObject
-	clusterUp      bool
-	flagsChanged   bool
+	tokens map[string]token
+	// skippedTokens names, by token, the step that was to get it and was
+	// skipped.
+	skippedTokens map[string]string
+	// memEntry records what the run applied when the backend keeps no
+	// ledger entry.
+	memEntry     *ledger.Entry
+	clusterUp    bool
+	flagsChanged bool
+	// changeSkipped is the first main step that would have changed the
+	// cluster and was skipped: the steps after it expect a state the
+	// cluster is not in.
+	changeSkipped  string
 	results        map[stepKey]string // the last outcome of each step
 	safetyFailures int
 }
+
+// changer is implemented by step kinds that change the cluster's state
+// (what the steps after them observe).
+type changer interface{ changesCluster() bool }
 
 type stepKey struct {
 	cleanup bool
@@ -119,6 +134,14 @@ func (r *runner) run(ctx context.Context) Summary {
 		}
 		status, err := r.step(ctx, i, steps[i], false)
 		failed[i] = status == Failed
+		if status == Skipped && r.changeSkipped == "" {
+			if c, ok := steps[i].Action.(changer); ok && c.changesCluster() {
+				r.changeSkipped = steps[i].ID
+			}
+		}
+		if t, ok := steps[i].Action.(*tokenStep); ok && status == Skipped {
+			r.skippedTokens[t.SaveAs] = steps[i].ID
+		}
 		if i < next {
 			continue // a re-run leaves the position where it was
 		}
@@ -176,7 +199,12 @@ func (r *runner) step(ctx context.Context, i int, st *Step, cleanup bool) (strin
 	start := time.Now()
 	r.emit(StepStarted{Step: st.ID, Index: i, Title: st.Title.In(r.opts.lang), Cleanup: cleanup})
 	sc := &StepContext{Step: st, Backend: r.backend, run: r, cleanup: cleanup}
-	err := st.Action.Run(ctx, sc)
+	var err error
+	if r.changeSkipped != "" && !cleanup {
+		err = Skip(fmt.Sprintf("step %q was skipped, and this step expects the state it makes", r.changeSkipped))
+	} else {
+		err = r.action(ctx, sc)
+	}
 	if err == nil && st.Expect != nil {
 		if _, ok := st.Action.(responder); ok {
 			if sc.response == nil {
@@ -206,6 +234,18 @@ func (r *runner) step(ctx context.Context, i int, st *Step, cleanup bool) (strin
 	return fin.Status, err
 }
 
+// action runs the step's action; a panic in it fails the step (with the
+// stack in the log) instead of skipping cleanup.
+func (r *runner) action(ctx context.Context, sc *StepContext) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sc.Log("panic in step %q: %v\n%s", sc.Step.ID, p, debug.Stack())
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return sc.Step.Action.Run(ctx, sc)
+}
+
 // destroysCluster reports whether the scenario's cleanup deletes the
 // cluster: then restoring what is about to be deleted is wasted time.
 func (r *runner) destroysCluster() bool {
@@ -220,21 +260,16 @@ func (r *runner) destroysCluster() bool {
 	return false
 }
 
-// safetyNet revokes what the scenario applied and did not delete, and puts
+// safetyNet revokes what the run applied and did not delete, and puts
 // kube-apiserver's flags back, when its cleanup steps did not.
 func (r *runner) safetyNet(ctx context.Context) {
 	if !r.clusterUp {
 		return
 	}
-	sc := &StepContext{Step: &Step{ID: "safety"}, Backend: r.backend, run: r}
-	if len(r.applied) > 0 {
-		if err := sc.deleteObjects(ctx, r.applied); err != nil {
-			sc.Log("safety: could not revoke %s: %v", describeObjects(r.applied), err)
-			r.safetyFailures++
-		}
-	}
+	r.revoke(ctx)
 	if r.flagsChanged {
 		if rc, ok := r.backend.(cluster.APIServerReconfigurer); ok {
+			sc := r.safetyContext()
 			sc.Log("safety: restoring kube-apiserver's original flags")
 			if err := rc.RestoreAPIServer(ctx); err != nil {
 				sc.Log("safety: could not restore kube-apiserver's flags: %v", err)
@@ -244,6 +279,24 @@ func (r *runner) safetyNet(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// revoke deletes what the run's ledger entry still records.
+func (r *runner) revoke(ctx context.Context) {
+	objs := r.recordedObjects()
+	if len(objs) == 0 {
+		return
+	}
+	sc := r.safetyContext()
+	sc.Log("safety: revoking what the run applied and did not delete")
+	if err := sc.deleteOwned(ctx, objs); err != nil {
+		sc.Log("safety: could not revoke: %v", err)
+		r.safetyFailures++
+	}
+}
+
+func (r *runner) safetyContext() *StepContext {
+	return &StepContext{Step: &Step{ID: "safety"}, Backend: r.backend, run: r}
 }
 
 // redact replaces every token value in the event's text by its variable.

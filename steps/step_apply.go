@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // applyStep applies manifests with server-side apply, as kubectl apply
-// --server-side does. Whatever it applies is deleted again in cleanup, by
-// the scenario or else by the engine.
+// --server-side does. Each object is recorded in the run's ledger before it
+// is applied, and deleted again in cleanup, by the scenario or else by the
+// engine. An object of the same name that no lab run applied is never
+// changed.
 //
 //	apply: {manifests: [my-cluster-role.yaml]}
 type applyStep struct {
@@ -19,17 +22,15 @@ type applyStep struct {
 
 func (a *applyStep) Validate(v *Validator) error { return validateManifests(v, a.Manifests) }
 
+func (*applyStep) changesCluster() bool { return true }
+
 func (a *applyStep) Run(ctx context.Context, sc *StepContext) error {
 	objs, err := manifestObjects(sc.run.scenario, a.Manifests)
 	if err != nil {
 		return err
 	}
-	for _, obj := range objs {
-		if opensToAnonymous(obj) {
-			if err := sc.mayOpen("bind a role to anonymous users with " + keyOf(obj).String()); err != nil {
-				return err
-			}
-		}
+	if err := sc.mayWrite("apply "+strings.Join(a.Manifests, ", "), nil); err != nil {
+		return err
 	}
 	sc.Command(fmt.Sprintf("%s apply --server-side -f %s", sc.kubectl(), strings.Join(a.Manifests, " -f ")))
 	for _, obj := range objs {
@@ -38,11 +39,30 @@ func (a *applyStep) Run(ctx context.Context, sc *StepContext) error {
 			return err
 		}
 		key := keyOf(obj)
+		live, err := rc.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return fmt.Errorf("read %s: %w", key, err)
+		case !sc.run.owns(live):
+			return fmt.Errorf("refusing to apply %s: an object of that name already exists and no lab run applied it (it may be someone's own); the lab changes and deletes only what it applied. Rename it in the manifest, or run on a lab cluster", key)
+		}
+		rec := recordOf(obj)
+		if live != nil && err == nil {
+			rec.UID = string(live.GetUID())
+		}
 		// Recorded before the call: a request that times out may still have
 		// been applied, and cleanup must revoke it either way.
-		sc.run.applied[key] = appliedObject{obj: obj}
-		if _, err := rc.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "anonlab", Force: true}); err != nil {
+		if err := sc.run.record(rec); err != nil {
+			return err
+		}
+		sc.run.stamp(obj)
+		out, err := rc.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "anonlab", Force: true})
+		if err != nil {
 			return fmt.Errorf("apply %s: %w", key, err)
+		}
+		if err := sc.run.record(recordOf(out)); err != nil {
+			return err
 		}
 		sc.Log("applied %s", key)
 	}

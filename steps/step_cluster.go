@@ -24,6 +24,10 @@ func (c *clusterStep) Run(ctx context.Context, sc *StepContext) error {
 		if sc.run.opts.keep {
 			return Skip("the cluster is kept (--keep)")
 		}
+		if !sc.Backend.Info().Disposable {
+			// The cluster outlives the run: nothing the run applied may stay.
+			sc.run.revoke(ctx)
+		}
 		err := sc.Backend.Destroy(ctx)
 		sc.run.clusterUp = false
 		sc.clusterState(nil, false)
@@ -34,6 +38,13 @@ func (c *clusterStep) Run(ctx context.Context, sc *StepContext) error {
 	}
 	sc.run.clusterUp = true
 	info := sc.Backend.Info()
+	if sc.run.opts.keep && info.Disposable {
+		// Kept clusters are left by plain `anonlab cleanup`.
+		sc.run.entry().Kept = true
+		if err := sc.run.saveEntry(); err != nil {
+			return err
+		}
+	}
 	sc.Log("kube-apiserver %s serves at %s (%s backend)", info.KubernetesVersion, info.URL, sc.Backend.Name())
 	sc.clusterState(currentArgs(ctx, sc.Backend), true)
 	return nil

@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// deleteStep deletes the objects of manifests; objects already gone are
-// fine, so it is safe as a cleanup step.
+// deleteStep deletes the objects of manifests that a lab run applied;
+// objects already gone are fine, so it is safe as a cleanup step, and an
+// object of the same name that no lab run applied is left alone.
 //
 //	delete: {manifests: [my-cluster-role-binding.yaml]}
 type deleteStep struct {
@@ -16,15 +17,16 @@ type deleteStep struct {
 
 func (d *deleteStep) Validate(v *Validator) error { return validateManifests(v, d.Manifests) }
 
+func (*deleteStep) changesCluster() bool { return true }
+
 func (d *deleteStep) Run(ctx context.Context, sc *StepContext) error {
 	objs, err := manifestObjects(sc.run.scenario, d.Manifests)
 	if err != nil {
 		return err
 	}
-	sc.Command(fmt.Sprintf("%s delete --ignore-not-found -f %s", sc.kubectl(), strings.Join(d.Manifests, " -f ")))
-	set := map[objectKey]appliedObject{}
-	for _, obj := range objs {
-		set[keyOf(obj)] = appliedObject{obj: obj}
+	if err := sc.mayWrite("delete "+strings.Join(d.Manifests, ", "), nil); err != nil {
+		return err
 	}
-	return sc.deleteObjects(ctx, set)
+	sc.Command(fmt.Sprintf("%s delete --ignore-not-found -f %s", sc.kubectl(), strings.Join(d.Manifests, " -f ")))
+	return sc.deleteOwned(ctx, objs)
 }

@@ -52,10 +52,15 @@ func (f *flagsStep) Validate(v *Validator) error {
 	return nil
 }
 
+func (f *flagsStep) changesCluster() bool { return !f.Restore }
+
 func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 	rc, ok := sc.Backend.(cluster.APIServerReconfigurer)
-	if !ok {
-		return fmt.Errorf("the %s backend cannot change kube-apiserver's flags", sc.Backend.Name())
+	switch {
+	case !ok && f.Restore:
+		return Skip(fmt.Sprintf("nothing to restore: the %s backend never changes kube-apiserver's flags", sc.Backend.Name()))
+	case !ok:
+		return Skip(fmt.Sprintf("the %s backend cannot change kube-apiserver's flags (it does not run the control plane)", sc.Backend.Name()))
 	}
 	ctx = cluster.WithProgress(ctx, sc.progress)
 	if f.Restore {
@@ -70,7 +75,7 @@ func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 		sc.clusterState(currentArgs(ctx, sc.Backend), true)
 		return nil
 	}
-	if err := sc.mayOpen("change kube-apiserver's flags"); err != nil {
+	if err := sc.mayWrite("change kube-apiserver's flags", nil); err != nil {
 		return err
 	}
 	change := cluster.APIServerChange{Set: f.Set, Remove: f.Remove, Files: map[string][]byte{}}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -51,14 +52,10 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 	// namespace's default ServiceAccount: make it, as the controller would.
 	_, err = cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		sc.Log("ServiceAccount %s/%s does not exist yet (no controller made it): creating it", t.Namespace, t.ServiceAccount)
-		_, err = cs.CoreV1().ServiceAccounts(t.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: t.ServiceAccount}}, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			err = nil
-		}
+		err = t.createServiceAccount(ctx, sc, cs)
 	}
 	if err != nil {
-		return fmt.Errorf("get ServiceAccount %s/%s: %w", t.Namespace, t.ServiceAccount, err)
+		return err
 	}
 	tr, err := cs.CoreV1().ServiceAccounts(t.Namespace).CreateToken(ctx, t.ServiceAccount, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
@@ -68,4 +65,32 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 	sc.run.tokens[t.SaveAs] = token{value: tr.Status.Token, identity: identity, variable: variable}
 	sc.Log("got a token for %s, valid until %s; shown as $%s", identity, tr.Status.ExpirationTimestamp.UTC().Format("15:04:05 MST"), variable)
 	return nil
+}
+
+// createServiceAccount makes the ServiceAccount, as the controller would,
+// recorded in the ledger like any object the lab applies.
+func (t *tokenStep) createServiceAccount(ctx context.Context, sc *StepContext, cs kubernetes.Interface) error {
+	ref := fmt.Sprintf("ServiceAccount %s/%s", t.Namespace, t.ServiceAccount)
+	if err := sc.mayWrite("create "+ref+", which does not exist", nil); err != nil {
+		return err
+	}
+	sc.Log("%s does not exist yet (no controller made it): creating it", ref)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: t.ServiceAccount, Namespace: t.Namespace}}
+	sa.APIVersion, sa.Kind = "v1", "ServiceAccount"
+	obj := &unstructured.Unstructured{}
+	obj.SetAPIVersion("v1")
+	obj.SetKind("ServiceAccount")
+	obj.SetNamespace(t.Namespace)
+	obj.SetName(t.ServiceAccount)
+	if err := sc.run.record(recordOf(obj)); err != nil {
+		return err
+	}
+	sc.run.stamp(obj)
+	sa.Labels, sa.Annotations = obj.GetLabels(), obj.GetAnnotations()
+	made, err := cs.CoreV1().ServiceAccounts(t.Namespace).Create(ctx, sa, metav1.CreateOptions{FieldManager: "anonlab"})
+	if err != nil {
+		return fmt.Errorf("create %s: %w", ref, err)
+	}
+	obj.SetUID(made.UID)
+	return sc.run.record(recordOf(obj))
 }

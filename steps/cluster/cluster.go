@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
 
 // DefaultKubernetesVersion is the Kubernetes release the lab uses unless
@@ -51,8 +53,21 @@ type Info struct {
 	// AdminName is who the admin credentials authenticate as.
 	AdminName string
 	// CreatedByLab tells whether the lab made this control plane, and so
-	// may open it to anonymous users (see DESIGN.md, Safety).
+	// may write to it and open it to anonymous users
+	// (docs/architecture.md, Safety). It is a recorded fact: the ledger
+	// holds the Identity of every cluster the lab created.
 	CreatedByLab bool
+	// Disposable tells whether Destroy deletes the control plane, and with
+	// it everything the run wrote (local, kind); an existing cluster stays.
+	Disposable bool
+	// Identity is what tells this control plane from every other.
+	Identity Identity
+}
+
+// Recorder is implemented by every backend: its ledger entry for the run,
+// where the engine records what it applies before applying it.
+type Recorder interface {
+	Entry() *ledger.Entry
 }
 
 // APIServerChange is a change to kube-apiserver's command line.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -57,8 +58,17 @@ func usageError(format string, args ...any) error {
 // already said why.
 var errFailed = &exitError{code: ExitFailed, err: errors.New("a step failed")}
 
-// Run executes the command line and returns the exit code.
-func Run(streams IOStreams, args []string) int {
+// Run executes the command line and returns the exit code. A panic that
+// escapes a command (the engine turns one inside a step into a failed
+// step) exits 1 with its stack, after the deferred cleanups of the command
+// have run.
+func Run(streams IOStreams, args []string) (code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(streams.Err, "anonlab: internal error: %v\n%s", p, debug.Stack())
+			code = ExitFailed
+		}
+	}()
 	root := newRoot(streams)
 	root.SetArgs(args)
 	err := root.Execute()
@@ -66,7 +76,7 @@ func Run(streams IOStreams, args []string) int {
 		return ExitOK
 	}
 	var ee *exitError
-	code := ExitFailed
+	code = ExitFailed
 	switch {
 	case errors.As(err, &ee):
 		code = ee.code

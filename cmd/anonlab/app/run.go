@@ -66,6 +66,15 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 	}
 	ctx, stop := signalContext(parent, streams)
 	defer stop()
+	// The net under the scenario's own cleanup (a scenario that forgot, a
+	// step that failed, a panic): deferred, so it runs on every path.
+	destroy := func() error {
+		if f.keep {
+			return nil
+		}
+		return b.Destroy(context.WithoutCancel(ctx))
+	}
+	defer func() { _ = destroy() }()
 
 	sink := outputSink(f.output, streams)
 	if f.report != "" {
@@ -81,12 +90,8 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 		sink = report.Tee{sink, outputSink(format, IOStreams{Out: file, Err: io.Discard})}
 	}
 	sum := steps.Run(ctx, sc, b, sink, f.runOptions()...)
-	if !f.keep {
-		// The scenario's cleanup destroys the cluster; this is the net under
-		// it for a scenario that forgot, or a step that failed.
-		if err := b.Destroy(context.WithoutCancel(ctx)); err != nil {
-			return err
-		}
+	if err := destroy(); err != nil {
+		return err
 	}
 	if ctx.Err() != nil {
 		return &exitError{code: ExitFailed, err: errors.New("interrupted: the remaining steps were skipped, cleanup ran")}

@@ -1,11 +1,13 @@
-// Package existing runs scenarios against a cluster the lab did not create,
-// from a kubeconfig. It creates and deletes nothing of the cluster, and
-// cannot change kube-apiserver's flags; the engine refuses steps that would
-// open the cluster to anonymous users unless explicitly allowed.
+// Package existing runs scenarios against a cluster reached through a
+// kubeconfig. It cannot change kube-apiserver's flags, and Destroy leaves
+// the cluster as it is. Unless the ledger records that the lab created this
+// very cluster (its Identity, never its URL), the engine writes nothing to
+// it without the user's opt-in (docs/architecture.md, Safety).
 package existing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,9 +44,15 @@ type Backend struct {
 	cfg  *rest.Config
 	dir  string // private copy of the CA for the commands shown
 	info cluster.Info
+	// entry records what a run with the opt-in applies; it is saved only
+	// once something is recorded in it.
+	entry *ledger.Entry
 }
 
-var _ cluster.Backend = (*Backend)(nil)
+var (
+	_ cluster.Backend  = (*Backend)(nil)
+	_ cluster.Recorder = (*Backend)(nil)
+)
 
 // New returns a backend for the kubeconfig; nothing is read until Create.
 func New(opts ...Option) *Backend {
@@ -60,6 +68,9 @@ func (b *Backend) Name() string { return Name }
 
 // Info implements cluster.Backend.
 func (b *Backend) Info() cluster.Info { return b.info }
+
+// Entry implements cluster.Recorder.
+func (b *Backend) Entry() *ledger.Entry { return b.entry }
 
 // AdminConfig implements cluster.Backend: the kubeconfig's credentials.
 func (b *Backend) AdminConfig() *rest.Config { return rest.CopyConfig(b.cfg) }
@@ -104,6 +115,10 @@ func (b *Backend) Create(ctx context.Context) error {
 	if c, ok := raw.Contexts[ctxName]; ok && c.AuthInfo != "" {
 		user = c.AuthInfo
 	}
+	id, err := cluster.ReadIdentity(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("identify the cluster at %s: %w", cfg.Host, err)
+	}
 	if b.dir, err = os.MkdirTemp("", "anonlab-existing-"); err != nil {
 		return err
 	}
@@ -120,36 +135,28 @@ func (b *Backend) Create(ctx context.Context) error {
 		CAData:            cfg.CAData,
 		Kubeconfig:        kubeconfigPath(rules),
 		AdminName:         user,
-		CreatedByLab:      createdByLab(cfg.Host),
+		CreatedByLab:      ledger.LabCluster(id.CAFingerprint, id.KubeSystemUID),
+		Identity:          id,
 	}
+	b.entry = ledger.NewEntry(Name)
+	b.entry.URL, b.entry.Kubeconfig, b.entry.Context = cfg.Host, b.info.Kubeconfig, b.opts.context
+	b.entry.CAFingerprint, b.entry.KubeSystemUID = id.CAFingerprint, id.KubeSystemUID
 	return nil
 }
 
-// Destroy implements cluster.Backend: the cluster is left as it is; only
-// the lab's own copy of the CA is removed.
+// Destroy implements cluster.Backend: the cluster is left as it is; the
+// lab's own copy of the CA is removed, and the run's record once nothing it
+// applied is left (otherwise `anonlab cleanup` revokes it).
 func (b *Backend) Destroy(context.Context) error {
-	if b.dir == "" {
-		return nil
+	var errs []error
+	if b.entry != nil && len(b.entry.Objects) == 0 {
+		errs = append(errs, b.entry.Delete())
 	}
-	err := os.RemoveAll(b.dir)
-	b.dir = ""
-	return err
-}
-
-// createdByLab recognises a cluster by the ledger of what lab runs created
-// (a run with --keep leaves its entry until anonlab cleanup), never by its
-// name alone.
-func createdByLab(url string) bool {
-	entries, err := ledger.List()
-	if err != nil {
-		return false
+	if b.dir != "" {
+		errs = append(errs, os.RemoveAll(b.dir))
+		b.dir = ""
 	}
-	for _, e := range entries {
-		if e.URL == url {
-			return true
-		}
-	}
-	return false
+	return errors.Join(errs...)
 }
 
 func kubeconfigPath(rules *clientcmd.ClientConfigLoadingRules) string {

@@ -98,6 +98,7 @@ type Backend struct {
 
 var (
 	_ cluster.Backend               = (*Backend)(nil)
+	_ cluster.Recorder              = (*Backend)(nil)
 	_ cluster.APIServerReconfigurer = (*Backend)(nil)
 	_ cluster.ChangeDescriber       = (*Backend)(nil)
 	_ cluster.FlagsDescriber        = (*Backend)(nil)
@@ -119,6 +120,9 @@ func (b *Backend) Name() string { return Name }
 
 // Info implements cluster.Backend.
 func (b *Backend) Info() cluster.Info { return b.info }
+
+// Entry implements cluster.Recorder.
+func (b *Backend) Entry() *ledger.Entry { return b.entry }
 
 // AdminConfig implements cluster.Backend.
 func (b *Backend) AdminConfig() *rest.Config { return rest.CopyConfig(b.cfg) }
@@ -216,7 +220,11 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		return fmt.Errorf("read apiserver version: %w", err)
 	}
 	b.info.KubernetesVersion = v.GitVersion
-	b.entry.URL = b.cfg.Host
+	if b.info.Identity, err = cluster.ReadIdentity(ctx, b.cfg); err != nil {
+		return err
+	}
+	b.entry.URL, b.entry.Created, b.entry.Kubeconfig = b.cfg.Host, true, kubeconfig
+	b.entry.CAFingerprint, b.entry.KubeSystemUID = b.info.Identity.CAFingerprint, b.info.Identity.KubeSystemUID
 	if err = b.entry.Save(); err != nil {
 		return err
 	}
@@ -303,6 +311,7 @@ func (b *Backend) connect(kubeconfig string) error {
 		Kubeconfig:   kubeconfig,
 		AdminName:    commonName(b.cfg.CertData),
 		CreatedByLab: true,
+		Disposable:   true,
 	}
 	return nil
 }

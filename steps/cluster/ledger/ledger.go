@@ -1,6 +1,9 @@
 // Package ledger records what each run creates (processes, directories,
-// kind clusters) in a state file of its own, so that `anonlab cleanup` can
-// remove the leftovers of a run that was killed before it could clean up.
+// kind clusters, the objects it applied) and the facts that identify its
+// cluster, in a state file of its own, so that `anonlab cleanup` can remove
+// the leftovers of a run that was killed before it could clean up, and so
+// that ownership is a recorded fact, never inferred from a name or a URL
+// (docs/architecture.md, Safety).
 package ledger
 
 import (
@@ -10,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +34,82 @@ type Entry struct {
 	Processes []Process `json:"processes,omitempty"`
 	// KindCluster is the name of a kind cluster the run created.
 	KindCluster string `json:"kindCluster,omitempty"`
+	// CAFingerprint and KubeSystemUID identify the cluster (cluster.Identity):
+	// recorded when the lab created it, or for an existing cluster when the
+	// run first wrote to it.
+	CAFingerprint string `json:"caFingerprint,omitempty"`
+	KubeSystemUID string `json:"kubeSystemUID,omitempty"`
+	// Created is set when the run created the cluster itself.
+	Created bool `json:"created,omitempty"`
+	// Kept is set when the run was asked to keep its cluster (--keep):
+	// plain `anonlab cleanup` leaves it; --all or its ID removes it.
+	Kept bool `json:"kept,omitempty"`
+	// Kubeconfig and Context reach the cluster again (an existing cluster's
+	// leftover objects are revoked through them).
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Context    string `json:"context,omitempty"`
+	// Objects are what the run applied, each recorded before the apply.
+	Objects []Object `json:"objects,omitempty"`
+}
+
+// Object is an object a run applied. UID is empty while the apply has not
+// answered: such an object is only the run's if it carries the run's
+// annotation (RunAnnotation) with the entry's ID.
+type Object struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+	UID        string `json:"uid,omitempty"`
+}
+
+// RunAnnotation is set on every object the lab applies, to the entry's ID.
+const RunAnnotation = "anonlab.dev/run"
+
+// Same reports whether o and p name the same object.
+func (o Object) Same(p Object) bool {
+	return o.APIVersion == p.APIVersion && o.Kind == p.Kind && o.Namespace == p.Namespace && o.Name == p.Name
+}
+
+func (o Object) String() string {
+	if o.Namespace != "" {
+		return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace, o.Name)
+	}
+	return o.Kind + " " + o.Name
+}
+
+// Record adds o, or updates the record of the same object (Save writes it).
+func (e *Entry) Record(o Object) {
+	for i := range e.Objects {
+		if e.Objects[i].Same(o) {
+			e.Objects[i] = o
+			return
+		}
+	}
+	e.Objects = append(e.Objects, o)
+}
+
+// Forget drops the record of o (Save writes it).
+func (e *Entry) Forget(o Object) {
+	e.Objects = slices.DeleteFunc(e.Objects, o.Same)
+}
+
+// Owns reports whether the entry records that its run applied the live
+// object o: by UID, or, while the apply had not answered, by the run
+// annotation the apply set.
+func (e *Entry) Owns(o Object, liveRun string) bool {
+	for _, r := range e.Objects {
+		if r.Same(o) && (r.UID != "" && r.UID == o.UID || r.UID == "" && liveRun == e.ID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Identifies reports whether the entry's cluster has this identity: both
+// facts recorded and equal.
+func (e *Entry) Identifies(caFingerprint, kubeSystemUID string) bool {
+	return e.CAFingerprint != "" && e.KubeSystemUID != "" && e.CAFingerprint == caFingerprint && e.KubeSystemUID == kubeSystemUID
 }
 
 // Process is a child process, known by pid and exact command line: a
@@ -105,7 +185,9 @@ func (e *Entry) Delete() error {
 	return err
 }
 
-// List reads every entry.
+// List reads every entry. Files another user owns, or that others may
+// write, are not trusted and are left out: an entry decides what the lab
+// may delete.
 func List() ([]*Entry, error) {
 	dir, err := Dir()
 	if err != nil {
@@ -117,6 +199,9 @@ func List() ([]*Entry, error) {
 	}
 	var out []*Entry
 	for _, f := range files {
+		if !trusted(f) {
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
@@ -128,6 +213,50 @@ func List() ([]*Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// Find returns the entry with this ID.
+func Find(id string) (*Entry, error) {
+	entries, err := List()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.ID == id {
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("no lab run %q (see anonlab status)", id)
+}
+
+// LabCluster reports whether a run recorded that it created the cluster
+// with this identity.
+func LabCluster(caFingerprint, kubeSystemUID string) bool {
+	entries, err := List()
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Created && e.Identifies(caFingerprint, kubeSystemUID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Owned reports whether a recorded run applied the live object o (its UID
+// set) to the cluster with this identity.
+func Owned(caFingerprint, kubeSystemUID string, o Object, liveRun string) bool {
+	entries, err := List()
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Identifies(caFingerprint, kubeSystemUID) && e.Owns(o, liveRun) {
+			return true
+		}
+	}
+	return false
 }
 
 // OwnerAlive reports whether the run that made the entry still runs.

@@ -65,6 +65,7 @@ type Backend struct {
 
 var (
 	_ cluster.Backend               = (*Backend)(nil)
+	_ cluster.Recorder              = (*Backend)(nil)
 	_ cluster.APIServerReconfigurer = (*Backend)(nil)
 	_ cluster.ChangeDescriber       = (*Backend)(nil)
 	_ cluster.FlagsDescriber        = (*Backend)(nil)
@@ -88,6 +89,9 @@ func (b *Backend) Info() cluster.Info { return b.info }
 
 // AdminConfig implements cluster.Backend.
 func (b *Backend) AdminConfig() *rest.Config { return rest.CopyConfig(b.cfg) }
+
+// Entry implements cluster.Recorder.
+func (b *Backend) Entry() *ledger.Entry { return b.entry }
 
 // Dir is the backend's private directory (certificates, keys, logs, data).
 func (b *Backend) Dir() string { return b.dir }
@@ -204,6 +208,10 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("read apiserver version: %w", err)
 	}
+	id, err := cluster.ReadIdentity(ctx, b.cfg)
+	if err != nil {
+		return err
+	}
 	b.info = cluster.Info{
 		Backend:           Name,
 		KubernetesVersion: v.GitVersion,
@@ -213,6 +221,13 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		Kubeconfig:        filepath.Join(b.dir, "admin.kubeconfig"),
 		AdminName:         adminUser,
 		CreatedByLab:      true,
+		Disposable:        true,
+		Identity:          id,
+	}
+	b.entry.Created, b.entry.Kubeconfig = true, b.info.Kubeconfig
+	b.entry.CAFingerprint, b.entry.KubeSystemUID = id.CAFingerprint, id.KubeSystemUID
+	if err = b.entry.Save(); err != nil {
+		return err
 	}
 	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + v.GitVersion + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})
 	return nil

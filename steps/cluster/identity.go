@@ -1,0 +1,50 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Identity is what tells one control plane from every other: facts that
+// are not reused, unlike a URL or a loopback port.
+type Identity struct {
+	// CAFingerprint is the SHA-256 of the cluster CA certificate (DER), hex.
+	CAFingerprint string
+	// KubeSystemUID is the UID of the kube-system namespace.
+	KubeSystemUID string
+}
+
+// ReadIdentity reads the identity of the cluster cfg reaches.
+func ReadIdentity(ctx context.Context, cfg *rest.Config) (Identity, error) {
+	fp, err := CAFingerprint(cfg.CAData)
+	if err != nil {
+		return Identity{}, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return Identity{}, err
+	}
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
+	if err != nil {
+		return Identity{}, fmt.Errorf("read the kube-system namespace's UID: %w", err)
+	}
+	return Identity{CAFingerprint: fp, KubeSystemUID: string(ns.UID)}, nil
+}
+
+// CAFingerprint is the SHA-256 of the first certificate in a PEM bundle.
+func CAFingerprint(caPEM []byte) (string, error) {
+	block, _ := pem.Decode(caPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return "", errors.New("the cluster's CA is not a PEM certificate")
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return hex.EncodeToString(sum[:]), nil
+}
