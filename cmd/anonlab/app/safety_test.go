@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -14,12 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
-	"github.com/anonlab/anonlab/steps/cluster/local"
 )
 
 func TestMain(m *testing.M) {
@@ -59,53 +52,19 @@ func anonlabBinary(t testing.TB) string {
 	return binPath
 }
 
-// TestExistingClusterRefusesGrant runs the article against a kube-apiserver
-// the lab did not record as its own: the grant step refuses, and no
-// ClusterRoleBinding names system:anonymous afterwards.
-func TestExistingClusterRefusesGrant(t *testing.T) {
-	needCluster(t)
-	t.Setenv("ANONLAB_STATE_DIR", t.TempDir()) // the "foreign" cluster's own ledger
-	foreign := local.New()
-	ctx := context.Background()
-	if err := foreign.Create(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = foreign.Destroy(ctx) })
-	kubeconfig := foreign.Info().Kubeconfig
-
-	t.Setenv("ANONLAB_STATE_DIR", t.TempDir()) // the run's ledger: it knows nothing of that cluster
-	code, out, errOut := run(t, "run", "anonymous-auth", "--backend", "existing", "--kubeconfig", kubeconfig, "--lang", "en")
-	if code != ExitFailed {
-		t.Errorf("exit %d, want 1\n%s\n%s", code, out, errOut)
-	}
-	if !strings.Contains(out, "refusing to bind a role to anonymous users") || !strings.Contains(out, "--i-understand-this-opens-the-cluster") {
-		t.Errorf("the grant step did not refuse with an explanation:\n%s", out)
-	}
-	cs, err := kubernetes.NewForConfig(foreign.AdminConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	crbs, err := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, crb := range crbs.Items {
-		for _, s := range crb.Subjects {
-			if s.Kind == rbacv1.UserKind && s.Name == "system:anonymous" {
-				t.Errorf("ClusterRoleBinding %s binds system:anonymous", crb.Name)
-			}
-		}
-	}
-	if _, err := os.Stat(kubeconfig); err != nil {
-		t.Errorf("the existing cluster was touched: its kubeconfig is gone: %v", err)
-	}
-}
-
-// runUntil starts anonlab run --output json and returns once an event
-// matches, with the process still running.
+// runUntil starts anonlab run anonymous-auth --backend local --output json
+// and returns once an event matches, with the process still running.
 func runUntil(t *testing.T, stateDir string, match func(map[string]any) bool) (*exec.Cmd, *bufio.Scanner, string) {
 	t.Helper()
-	cmd := exec.Command(anonlabBinary(t), "run", "anonymous-auth", "--backend", "local", "--output", "json")
+	return startUntil(t, stateDir, []string{"run", "anonymous-auth", "--backend", "local", "--output", "json"}, match)
+}
+
+// startUntil starts the anonlab binary with args (a run with --output json)
+// and returns once an event matches, with the process still running, and
+// the run's private directory when a command named it.
+func startUntil(t *testing.T, stateDir string, args []string, match func(map[string]any) bool) (*exec.Cmd, *bufio.Scanner, string) {
+	t.Helper()
+	cmd := exec.Command(anonlabBinary(t), args...)
 	cmd.Env = append(os.Environ(), "ANONLAB_STATE_DIR="+stateDir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
