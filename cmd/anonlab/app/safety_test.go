@@ -192,3 +192,49 @@ func assertNothingLeft(t *testing.T, dir, stateDir string) {
 		t.Errorf("state entries left: %v", left)
 	}
 }
+
+// TestPanicCleansUp: a step that panics (a test build) fails; cleanup and
+// the safety net run, nothing of the run is left, and the run exits 1 with
+// the stack in its log.
+func TestPanicCleansUp(t *testing.T) {
+	needCluster(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "anonlab-panic")
+	if out, err := exec.Command("go", "build", "-tags", "anonlab_panic", "-o", bin, "github.com/anonlab/anonlab/cmd/anonlab").CombinedOutput(); err != nil {
+		t.Fatalf("build with -tags anonlab_panic: %v\n%s", err, out)
+	}
+	stateDir := t.TempDir()
+	cmd := exec.Command(bin, "run", "--file", "testdata/panic.yaml", "--backend", "local", "--output", "json")
+	cmd.Env = append(os.Environ(), "ANONLAB_STATE_DIR="+stateDir)
+	out, _ := cmd.Output()
+	if code := cmd.ProcessState.ExitCode(); code != ExitFailed {
+		t.Errorf("exit %d, want 1\n%s", code, out)
+	}
+	var runDir string
+	results := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var e struct{ Event, Step, Result, Text, Command string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		if e.Event == "finished" {
+			results[e.Step] = e.Result
+		}
+		if m := regexp.MustCompile(`--kubeconfig (\S+)/admin\.kubeconfig`).FindStringSubmatch(e.Command); m != nil {
+			runDir = m[1]
+		}
+	}
+	want := map[string]string{"grant-anonymous": "passed", "boom": "failed", "after": "skipped", "destroy-cluster": "passed"}
+	for step, r := range want {
+		if results[step] != r {
+			t.Errorf("step %s: %q, want %q", step, results[step], r)
+		}
+	}
+	if !strings.Contains(string(out), "panic in step") || !strings.Contains(string(out), "goroutine") {
+		t.Errorf("no stack in the log:\n%s", out)
+	}
+	if runDir == "" {
+		t.Fatal("no directory of the run seen")
+	}
+	assertNothingLeft(t, runDir, stateDir)
+}

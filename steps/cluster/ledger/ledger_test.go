@@ -1,0 +1,72 @@
+package ledger
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestListIgnoresUntrustedFiles(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ANONLAB_STATE_DIR", dir)
+	mine := &Entry{ID: "local-1-1", Created: true, CAFingerprint: "ca", KubeSystemUID: "uid"}
+	if err := mine.Save(); err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(dir, "forged.json")
+	if err := os.WriteFile(forged, []byte(`{"id":"forged","created":true,"caFingerprint":"x","kubeSystemUID":"y"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(forged, 0o666); err != nil { // others may write it
+		t.Fatal(err)
+	}
+	entries, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].ID != "local-1-1" {
+		t.Errorf("List = %+v, want only the 0600 entry", entries)
+	}
+	if LabCluster("x", "y") {
+		t.Error("a world-writable entry made a cluster the lab's")
+	}
+	if !LabCluster("ca", "uid") || LabCluster("ca", "other") || LabCluster("", "") {
+		t.Error("LabCluster does not match on both facts")
+	}
+}
+
+func TestOwnership(t *testing.T) {
+	e := &Entry{ID: "run-a"}
+	crb := Object{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding", Name: "b"}
+	e.Record(crb) // before the apply: no UID yet
+	live := crb
+	live.UID = "u1"
+	cases := []struct {
+		name    string
+		o       Object
+		liveRun string
+		want    bool
+	}{
+		{"pending record, the run's annotation", live, "run-a", true},
+		{"pending record, another run's annotation", live, "run-b", false},
+		{"pending record, no annotation", live, "", false},
+	}
+	for _, tc := range cases {
+		if got := e.Owns(tc.o, tc.liveRun); got != tc.want {
+			t.Errorf("%s: Owns = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	e.Record(live) // the apply answered
+	if len(e.Objects) != 1 {
+		t.Fatalf("Record added a second record of the same object: %+v", e.Objects)
+	}
+	other := live
+	other.UID = "u2" // deleted and re-made by someone else: same name, new UID
+	if !e.Owns(live, "") || e.Owns(other, "run-a") {
+		t.Error("ownership is not by UID once recorded")
+	}
+	e.Forget(live)
+	if len(e.Objects) != 0 || e.Owns(live, "") {
+		t.Errorf("Forget left %+v", e.Objects)
+	}
+}
