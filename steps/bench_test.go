@@ -17,7 +17,7 @@ import (
 // BenchmarkArticleLocal times the article on the local backend against the
 // same procedure typed by hand (testdata/baseline.sh: openssl and curl on
 // the same binaries), alternating the two so both see the same machine.
-// Budget (DESIGN.md): ratio ≤ 1.0.
+// Budget (docs/architecture.md): ratio ≤ 1.0.
 func BenchmarkArticleLocal(b *testing.B) {
 	bin, err := binaries.Resolve(context.Background(), cluster.DefaultKubernetesVersion)
 	if err != nil {

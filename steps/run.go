@@ -36,7 +36,7 @@ func WithLang(lang string) Option { return func(o *options) { o.lang = lang } }
 func WithKeepCluster(keep bool) Option { return func(o *options) { o.keep = keep } }
 
 // WithAllowOpen lets steps that open the cluster to anonymous users run on a
-// cluster the lab did not create (see DESIGN.md, Safety).
+// cluster the lab did not create (see docs/architecture.md, Safety).
 func WithAllowOpen(allow bool) Option { return func(o *options) { o.allowOpen = allow } }
 
 // WithGate makes the run wait for gate before each step (the TUI's Enter).

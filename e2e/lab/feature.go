@@ -70,7 +70,7 @@ func (r *run) start(ctx context.Context, t *testing.T, _ *envconf.Config) contex
 	r.stepper = steps.Start(ctx, r.scenario, p.Backend(), steps.WithKeepCluster(true))
 	// A cleanup of the test rather than a teardown: it runs even when
 	// e2e-framework skips the teardowns (--fail-fast), and the lab's
-	// cleanup always runs (DESIGN.md, Safety).
+	// cleanup always runs (docs/architecture.md, Safety).
 	t.Cleanup(func() { r.finish(t) })
 	// The scenario's header comes before the engine waits for the first
 	// step: log it on the feature, not on the first assessment.

@@ -18,7 +18,7 @@ import (
 	"github.com/anonlab/anonlab/steps/cluster"
 )
 
-// Exit codes (DESIGN.md).
+// Exit codes (docs/architecture.md).
 const (
 	ExitOK       = 0
 	ExitFailed   = 1

@@ -36,7 +36,7 @@ func (f *labFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.kubeContext, "context", "", "existing backend: the kubeconfig context (default its current context)")
 	fl.StringVar(&f.lang, "lang", defaultLang(), "language of titles and explanations: "+strings.Join(steps.Languages, ", "))
 	fl.BoolVar(&f.keep, "keep", false, "keep the cluster running at the end")
-	fl.BoolVar(&f.allowOpen, "i-understand-this-opens-the-cluster", false, "let steps open a cluster the lab did not create to anonymous users (still undone in cleanup)")
+	fl.BoolVar(&f.allowOpen, "i-understand-this-opens-the-cluster", false, "let steps write to a cluster the lab did not create, and open it to anonymous users (everything applied is recorded and revoked in cleanup); without it such a cluster is only read")
 }
 
 func (f *labFlags) validate() error {

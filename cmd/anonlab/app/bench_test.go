@@ -7,7 +7,7 @@ import (
 )
 
 // BenchmarkHelp times `anonlab --help` as a process, start to exit.
-// Budget (DESIGN.md): ≤ 50 ms.
+// Budget (docs/architecture.md): ≤ 50 ms.
 func BenchmarkHelp(b *testing.B) {
 	bin := anonlabBinary(b)
 	var total time.Duration

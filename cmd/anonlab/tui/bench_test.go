@@ -8,7 +8,7 @@ import (
 
 // BenchmarkFirstFrame is the walkthrough's first full frame: the model
 // built, sized, told the scenario (the engine's first event), and drawn
-// with the first step's explanation rendered. DESIGN.md's budget: 150 ms.
+// with the first step's explanation rendered. docs/architecture.md's budget: 150 ms.
 func BenchmarkFirstFrame(b *testing.B) {
 	started := scenarioStarted(b)
 	ctl := newFakeEngine()

@@ -2,7 +2,7 @@ package tui
 
 import "charm.land/bubbles/v2/key"
 
-// keyMap is the walkthrough's keys (DESIGN.md: Enter, a, q, ?). Bindings
+// keyMap is the walkthrough's keys (docs/architecture.md: Enter, a, q, ?). Bindings
 // that cannot act right now are disabled, so help shows what can.
 type keyMap struct {
 	Next, All, Rerun, Up, Down, PageUp, PageDown, Copy, Help, Quit key.Binding
