@@ -165,19 +165,76 @@ func TestCleanupAfterSIGKILL(t *testing.T) {
 	assertNothingLeft(t, dir, stateDir)
 }
 
+// TestConcurrentRuns: two runs at once get their own ports, directories
+// and ledger entries, both pass, and neither leaves anything.
 func TestConcurrentRuns(t *testing.T) {
 	needCluster(t)
 	bin := anonlabBinary(t)
+	stateDir := t.TempDir()
+	type seen struct{ url, dir, entry string }
+	runs := make([]seen, 2)
 	var wg sync.WaitGroup
-	for i := range 2 {
+	for i := range runs {
 		wg.Go(func() {
-			out, err := exec.Command(bin, "run", "anonymous-auth", "--backend", "local").CombinedOutput()
+			cmd := exec.Command(bin, "run", "anonymous-auth", "--backend", "local", "--output", "json")
+			cmd.Env = append(os.Environ(), "ANONLAB_STATE_DIR="+stateDir)
+			out, err := cmd.Output()
 			if err != nil {
 				t.Errorf("run %d: %v\n%s", i, err, out)
+				return
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				var e struct{ Event, URL, Command, Text string }
+				if json.Unmarshal([]byte(line), &e) != nil {
+					continue
+				}
+				if e.Event == "cluster" && e.URL != "" {
+					runs[i].url = e.URL
+				}
+				if m := regexp.MustCompile(`--kubeconfig (\S+)/admin\.kubeconfig`).FindStringSubmatch(e.Command); m != nil {
+					runs[i].dir = m[1]
+				}
 			}
 		})
 	}
+	// While both run, each has its own ledger entry.
+	entries := map[string]bool{}
+	for len(entries) < 2 && !t.Failed() {
+		files, _ := filepath.Glob(filepath.Join(stateDir, "*.json"))
+		for _, f := range files {
+			entries[filepath.Base(f)] = true
+		}
+		if ended := waitTimeout(&wg, 20*time.Millisecond); ended {
+			break
+		}
+	}
 	wg.Wait()
+	if len(entries) < 2 {
+		t.Errorf("ledger entries seen: %v, want one per run", entries)
+	}
+	if runs[0].url == "" || runs[0].url == runs[1].url {
+		t.Errorf("apiserver URLs %q and %q: want two distinct ports", runs[0].url, runs[1].url)
+	}
+	if runs[0].dir == "" || runs[0].dir == runs[1].dir {
+		t.Errorf("directories %q and %q: want two", runs[0].dir, runs[1].dir)
+	}
+	for _, r := range runs {
+		if r.dir != "" {
+			assertNothingLeft(t, r.dir, stateDir)
+		}
+	}
+}
+
+// waitTimeout waits for wg at most d, and reports whether it ended.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 func assertNothingLeft(t *testing.T, dir, stateDir string) {
