@@ -50,7 +50,7 @@ func clusterRoleBinding(name, role string, subjects ...rbacv1.Subject) rbacv1.Cl
 
 // guardState is a cluster with kube-apiserver's public-info-viewer grant,
 // an aggregated ClusterRole open to anonymous users, a Role open to them,
-// a binding whose ClusterRole does not exist yet, and a grant to alice.
+// bindings whose roles do not exist yet, and a grant to alice.
 func guardState() *rbacState {
 	aggregated := clusterRole("open-view", rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}})
 	aggregated.AggregationRule = &rbacv1.AggregationRule{ClusterRoleSelectors: []metav1.LabelSelector{
@@ -70,9 +70,15 @@ func guardState() *rbacState {
 			clusterRoleBinding("dangling", "ghost", anonymous),
 			clusterRoleBinding("alice", "alice-role", alice),
 		},
-		RoleBindings: []rbacv1.RoleBinding{{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "reader"},
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"},
-			Subjects: []rbacv1.Subject{unauthenticated}}},
+		RoleBindings: []rbacv1.RoleBinding{
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "reader"},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"},
+				Subjects: []rbacv1.Subject{unauthenticated}},
+			// Names a Role "reader" of its own namespace, not team's.
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "reader"},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"},
+				Subjects: []rbacv1.Subject{anonymous}},
+		},
 	}
 }
 
@@ -124,8 +130,8 @@ rules: [{verbs: [get, list], apiGroups: [""], resources: [secrets]}]`},
 		{"a new ClusterRole an existing binding names", []string{`apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: ghost}
-rules: [{verbs: [get], apiGroups: [""], resources: [nodes]}]`},
-			[]string{`ClusterRole "ghost" gains rules (get nodes) and is bound to User "system:anonymous" by ClusterRoleBinding "dangling"`}},
+rules: [{verbs: [get, list, watch, create, update, patch, delete], apiGroups: [""], resources: [nodes]}]`},
+			[]string{`ClusterRole "ghost" gains rules (get nodes, list nodes, watch nodes, create nodes, update nodes, patch nodes and 1 more) and is bound to User "system:anonymous" by ClusterRoleBinding "dangling"`}},
 		{"a ClusterRole aggregated into an open one", []string{`apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -143,6 +149,12 @@ metadata: {name: b}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
 subjects: [{kind: User, apiGroup: rbac.authorization.k8s.io, name: bob}]`}, nil},
 		{"an unchanged role bound to anonymous users", []string{publicInfoYAML}, nil},
+		{"an aggregated role bound to anonymous users, unchanged", []string{`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: open-view}
+aggregationRule:
+  clusterRoleSelectors: [{matchLabels: {anonlab.test/open-view: "true"}}]
+rules: [{verbs: [get], apiGroups: [""], resources: [configmaps]}]`}, nil},
 		{"a role with fewer rules", []string{`apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: system:public-info-viewer}
