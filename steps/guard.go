@@ -243,14 +243,14 @@ func anonymousOpenings(state *rbacState, objs []*unstructured.Unstructured) []st
 	// openTo lists the bindings that let anonymous users into r before the
 	// apply and still do after it.
 	openTo := func(r rbacRef) []binding {
-		var out []binding
+		var open []binding
 		for _, b := range after.bindings {
 			was := before.binding(b.ref)
 			if b.grants(r) && len(b.anonymousSubjects()) > 0 && was != nil && was.roleRef == b.roleRef && len(was.anonymousSubjects()) > 0 {
-				out = append(out, b)
+				open = append(open, b)
 			}
 		}
-		return out
+		return open
 	}
 	boundBy := func(b binding) string {
 		return fmt.Sprintf("is bound to %s by %s", describeSubjects(b.anonymousSubjects()), b.ref)
