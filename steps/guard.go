@@ -463,3 +463,84 @@ func anonymousAccess(ctx context.Context, cs kubernetes.Interface, attrs []acces
 	}
 	return out, nil
 }
+
+// guard reads objs against the cluster's current RBAC and says how
+// applying them would open the cluster to anonymous users.
+func (sc *StepContext) guard(ctx context.Context, objs []*unstructured.Unstructured) ([]string, error) {
+	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	if err != nil {
+		return nil, err
+	}
+	state, err := readRBAC(ctx, cs)
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster's RBAC before applying: %w", err)
+	}
+	return anonymousOpenings(state, objs), nil
+}
+
+// anonymousAccess asks the cluster what anonymous users may do of attrs;
+// a cluster that does not answer is told in the log, not a failure.
+func (sc *StepContext) anonymousAccess(ctx context.Context, attrs []accessAttr) []accessResult {
+	if len(attrs) == 0 {
+		return nil
+	}
+	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	if err == nil {
+		var res []accessResult
+		if res, err = anonymousAccess(ctx, cs, attrs); err == nil {
+			return res
+		}
+	}
+	sc.Log("could not ask what anonymous users may do: %v", err)
+	return nil
+}
+
+// recordOpened reports what anonymous users may do after a step that they
+// could not before, and remembers it so that the end of the run can check
+// it is closed again.
+func (sc *StepContext) recordOpened(before, after []accessResult) {
+	was := map[accessAttr]bool{}
+	for _, r := range before {
+		was[r.Attr] = r.Allowed
+	}
+	var opened []string
+	for _, r := range after {
+		if r.Allowed && !was[r.Attr] {
+			sc.run.opened = append(sc.run.opened, r.Attr)
+			opened = append(opened, r.Attr.String())
+		}
+	}
+	if len(opened) > 0 {
+		sc.Log("anonymous users may now %s (SubjectAccessReview)", strings.Join(opened, ", "))
+	}
+}
+
+// checkClosed asks the cluster whether what the run opened to anonymous
+// users is closed again; what is still open fails the run.
+func (r *runner) checkClosed(ctx context.Context) {
+	if len(r.opened) == 0 {
+		return
+	}
+	sc := r.safetyContext()
+	var still []string
+	for _, res := range sc.anonymousAccess(ctx, r.opened) {
+		if res.Allowed {
+			still = append(still, res.Attr.String())
+		}
+	}
+	if len(still) > 0 {
+		sc.Log("safety: anonymous users may still %s", strings.Join(still, ", "))
+		r.safetyFailures++
+		return
+	}
+	sc.Log("safety: closed again: anonymous users may no longer %s", describeAttrs(r.opened))
+	r.opened = nil
+}
+
+func describeAttrs(attrs []accessAttr) string {
+	var s []string
+	for _, a := range attrs {
+		s = append(s, a.String())
+	}
+	return strings.Join(s, ", ")
+}

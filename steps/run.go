@@ -83,7 +83,10 @@ type runner struct {
 	// changeSkipped is the first main step that would have changed the
 	// cluster and was skipped: the steps after it expect a state the
 	// cluster is not in.
-	changeSkipped  string
+	changeSkipped string
+	// opened is what anonymous users may do since the run's applies that
+	// they could not before (SubjectAccessReviews).
+	opened         []accessAttr
 	results        map[stepKey]string // the last outcome of each step
 	safetyFailures int
 }
@@ -267,6 +270,7 @@ func (r *runner) safetyNet(ctx context.Context) {
 		return
 	}
 	r.revoke(ctx)
+	r.checkClosed(ctx)
 	if r.flagsChanged {
 		if rc, ok := r.backend.(cluster.APIServerReconfigurer); ok {
 			sc := r.safetyContext()

@@ -29,10 +29,20 @@ func (a *applyStep) Run(ctx context.Context, sc *StepContext) error {
 	if err != nil {
 		return err
 	}
-	if err := sc.mayWrite("apply "+strings.Join(a.Manifests, ", "), nil); err != nil {
+	var opens []string
+	if !sc.Backend.Info().CreatedByLab {
+		// Read against the cluster's RBAC before anything is written
+		// (docs/architecture.md, Safety 4).
+		if opens, err = sc.guard(ctx, objs); err != nil {
+			return err
+		}
+	}
+	if err := sc.mayWrite("apply "+strings.Join(a.Manifests, ", "), opens); err != nil {
 		return err
 	}
 	sc.Command(fmt.Sprintf("%s apply --server-side -f %s", sc.kubectl(), strings.Join(a.Manifests, " -f ")))
+	attrs := accessAttrs(objs)
+	before := sc.anonymousAccess(ctx, attrs)
 	for _, obj := range objs {
 		rc, err := sc.resourceClient(obj)
 		if err != nil {
@@ -66,5 +76,6 @@ func (a *applyStep) Run(ctx context.Context, sc *StepContext) error {
 		}
 		sc.Log("applied %s", key)
 	}
+	sc.recordOpened(before, sc.anonymousAccess(ctx, attrs))
 	return nil
 }

@@ -27,6 +27,7 @@ func (c *clusterStep) Run(ctx context.Context, sc *StepContext) error {
 		if !sc.Backend.Info().Disposable {
 			// The cluster outlives the run: nothing the run applied may stay.
 			sc.run.revoke(ctx)
+			sc.run.checkClosed(ctx)
 		}
 		err := sc.Backend.Destroy(ctx)
 		sc.run.clusterUp = false
