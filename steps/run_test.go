@@ -352,7 +352,7 @@ steps:
     apiserverFlags: {set: [--anonymous-auth=false]}
   - {id: after, title: after, request: {as: admin, path: /api}}
 `
-	b := newBackend(t, clustertest.Hold(clustertest.OpReconfigure, make(chan struct{})))
+	b := newBackend(t, clustertest.Hold(clustertest.OpReconfigure, make(chan struct{}), cluster.Progress{Phase: "wait", Detail: "polling /readyz"}))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	rec := &recorder{onEmit: func(e steps.Event) {

@@ -44,7 +44,7 @@ type options struct {
 	notByLab  bool
 	createErr error
 	refuse    *string // kube-apiserver's last error line when it refuses a flag change
-	holds     map[Op]<-chan struct{}
+	holds     map[Op]hold
 	now       func() time.Time
 }
 
@@ -63,10 +63,16 @@ func FailCreate(err error) Option { return func(o *options) { o.createErr = err 
 // *cluster.RollbackError carrying lastError.
 func RefuseFlags(lastError string) Option { return func(o *options) { o.refuse = &lastError } }
 
-// Hold makes op report progress and then wait until release is closed or
-// its context ends, for tests that act while a step runs.
-func Hold(op Op, release <-chan struct{}) Option {
-	return func(o *options) { o.holds[op] = release }
+type hold struct {
+	release <-chan struct{}
+	report  cluster.Progress
+}
+
+// Hold makes op report progress as report says (a long build, a slow
+// restart) and then wait until release is closed or its context ends, for
+// tests that act while a step runs.
+func Hold(op Op, release <-chan struct{}, report cluster.Progress) Option {
+	return func(o *options) { o.holds[op] = hold{release, report} }
 }
 
 // WithClock sets the clock that dates the tokens it issues.
@@ -101,7 +107,7 @@ var (
 
 // New returns the fake; nothing serves until Create.
 func New(opts ...Option) *Backend {
-	o := options{holds: map[Op]<-chan struct{}{}, now: time.Now}
+	o := options{holds: map[Op]hold{}, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -125,7 +131,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		return b.opts.createErr
 	}
 	began := time.Now()
-	if err := b.hold(ctx, OpCreate, "create"); err != nil {
+	if err := b.hold(ctx, OpCreate); err != nil {
 		return fmt.Errorf("create the cluster: %w", err)
 	}
 	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "starting the fake kube-apiserver on 127.0.0.1"})
@@ -185,15 +191,15 @@ func writeFiles(info cluster.Info, cfg *rest.Config) error {
 	return nil
 }
 
-// hold waits for the release Hold gave op, if any.
-func (b *Backend) hold(ctx context.Context, op Op, phase string) error {
-	release, ok := b.opts.holds[op]
+// hold reports what Hold gave op, and waits for its release.
+func (b *Backend) hold(ctx context.Context, op Op) error {
+	h, ok := b.opts.holds[op]
 	if !ok {
 		return nil
 	}
-	cluster.ReportProgress(ctx, cluster.Progress{Phase: phase, Detail: "held by the test until it lets " + string(op) + " go on"})
+	cluster.ReportProgress(ctx, h.report)
 	select {
-	case <-release:
+	case <-h.release:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -210,14 +216,16 @@ func (b *Backend) Destroy(context.Context) error {
 	}
 	b.srv.Close()
 	err := os.RemoveAll(b.dir)
-	b.srv, b.dir, b.info, b.cfg, b.state, b.args = nil, "", cluster.Info{}, nil, nil, nil
+	// Info stays, as the local backend's does: it names what was deleted.
+	b.srv, b.dir, b.cfg, b.state, b.args = nil, "", nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("remove the cluster's directory: %w", err)
 	}
 	return nil
 }
 
-// Info implements cluster.Backend.
+// Info implements cluster.Backend. After Destroy it still describes the
+// cluster that was deleted.
 func (b *Backend) Info() cluster.Info {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -247,7 +255,7 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 	if dir == "" {
 		return fmt.Errorf("reconfigure kube-apiserver: %w", errNotRunning)
 	}
-	if err := b.hold(ctx, OpReconfigure, "wait"); err != nil {
+	if err := b.hold(ctx, OpReconfigure); err != nil {
 		return fmt.Errorf("wait for kube-apiserver: %w", err)
 	}
 	if b.opts.refuse != nil {
