@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -118,7 +119,9 @@ func (sc *StepContext) resourceClient(obj *unstructured.Unstructured) (dynamic.R
 // them.
 func (sc *StepContext) deleteObjects(ctx context.Context, objs map[objectKey]appliedObject) error {
 	var errs []error
-	for key, a := range objs {
+	// In a fixed order, so that the narration is the same on every run.
+	for _, key := range slices.SortedFunc(maps.Keys(objs), func(a, b objectKey) int { return strings.Compare(a.String(), b.String()) }) {
+		a := objs[key]
 		rc, err := sc.resourceClient(a.obj)
 		if err == nil {
 			err = rc.Delete(ctx, a.obj.GetName(), metav1.DeleteOptions{})
