@@ -44,7 +44,7 @@ type options struct {
 	notByLab  bool
 	createErr error
 	refuse    *string // kube-apiserver's last error line when it refuses a flag change
-	holds     map[Op]hold
+	holds     map[Op]holdSpec
 	now       func() time.Time
 }
 
@@ -63,7 +63,7 @@ func FailCreate(err error) Option { return func(o *options) { o.createErr = err 
 // *cluster.RollbackError carrying lastError.
 func RefuseFlags(lastError string) Option { return func(o *options) { o.refuse = &lastError } }
 
-type hold struct {
+type holdSpec struct {
 	release <-chan struct{}
 	report  cluster.Progress
 }
@@ -72,7 +72,7 @@ type hold struct {
 // restart) and then wait until release is closed or its context ends, for
 // tests that act while a step runs.
 func Hold(op Op, release <-chan struct{}, report cluster.Progress) Option {
-	return func(o *options) { o.holds[op] = hold{release, report} }
+	return func(o *options) { o.holds[op] = holdSpec{release, report} }
 }
 
 // WithClock sets the clock that dates the tokens it issues.
@@ -107,7 +107,7 @@ var (
 
 // New returns the fake; nothing serves until Create.
 func New(opts ...Option) *Backend {
-	o := options{holds: map[Op]hold{}, now: time.Now}
+	o := options{holds: map[Op]holdSpec{}, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -142,7 +142,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !q.isRes {
-		h.nonResource(w, q)
+		h.nonResource(w, r, q)
 		return
 	}
 	switch {
@@ -286,7 +286,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(append(data, '\n'))
 }
 
-func (h *handler) nonResource(w http.ResponseWriter, q request) {
+func (h *handler) nonResource(w http.ResponseWriter, r *http.Request, q request) {
 	if q.verb != "get" {
 		writeStatus(w, notFound())
 		return
@@ -302,7 +302,7 @@ func (h *handler) nonResource(w http.ResponseWriter, q request) {
 		writeJSON(w, http.StatusOK, version.Info{Major: major, Minor: minor, GitVersion: v})
 	case "/api":
 		writeJSON(w, http.StatusOK, metav1.APIVersions{TypeMeta: metav1.TypeMeta{Kind: "APIVersions"}, Versions: []string{"v1"},
-			ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{{ClientCIDR: "0.0.0.0/0", ServerAddress: h.b.Info().URL[len("https://"):]}}})
+			ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{{ClientCIDR: "0.0.0.0/0", ServerAddress: r.Host}}})
 	case "/apis":
 		gv := metav1.GroupVersionForDiscovery{GroupVersion: rbacGroup + "/v1", Version: "v1"}
 		writeJSON(w, http.StatusOK, metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"},
