@@ -302,34 +302,3 @@ func (r *runner) revoke(ctx context.Context) {
 func (r *runner) safetyContext() *StepContext {
 	return &StepContext{Step: &Step{ID: "safety"}, Backend: r.backend, run: r}
 }
-
-// redact replaces every token value in the event's text by its variable.
-func (r *runner) redact(e Event) Event {
-	if len(r.tokens) == 0 {
-		return e
-	}
-	clean := func(s string) string {
-		for _, t := range r.tokens {
-			s = strings.ReplaceAll(s, t.value, "$"+t.variable)
-		}
-		return s
-	}
-	switch ev := e.(type) {
-	case HTTPExchange:
-		ev.Body, ev.Command, ev.Message = clean(ev.Body), clean(ev.Command), clean(ev.Message)
-		return ev
-	case Check:
-		ev.Want, ev.Got = clean(ev.Want), clean(ev.Got)
-		return ev
-	case Log:
-		ev.Text = clean(ev.Text)
-		return ev
-	case Command:
-		ev.Text = clean(ev.Text)
-		return ev
-	case StepFinished:
-		ev.Error = clean(ev.Error)
-		return ev
-	}
-	return e
-}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
@@ -10,8 +11,9 @@ import (
 // built, sized, told the scenario (the engine's first event), and drawn
 // with the first step's explanation rendered. docs/architecture.md's budget: 150 ms.
 func BenchmarkFirstFrame(b *testing.B) {
-	started := scenarioStarted(b)
-	ctl := newFakeEngine()
+	ctl := Start(context.Background(), article(b), newBackend())
+	defer ctl.Close()
+	started := <-ctl.Events()
 	for b.Loop() {
 		var m tea.Model = NewWalkthrough(ctl)
 		m, _ = m.Update(tea.WindowSizeMsg{Width: 160, Height: 50})

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -8,32 +9,50 @@ import (
 	"github.com/anonlab/anonlab/steps"
 )
 
+// The checks' names come from the engine's Expect.Match, so that a check
+// renamed there and not here fails.
 func TestCheckedFields(t *testing.T) {
 	t.Parallel()
+	value := "x"
 	cases := []struct {
-		Name  string
-		Check string
-		Want  []string
+		Name   string
+		Expect steps.Expect
+		Want   []string
 	}{
-		{"status is the code", "status", []string{"code"}},
-		{"reason", "reason", []string{"reason"}},
-		{"message contains", "message contains", []string{"message"}},
-		{"top-level jsonpath", "jsonpath {.kind}", []string{"kind"}},
-		{"jsonpath through an array", "jsonpath {.items[*].metadata.name}", []string{"items.metadata.name"}},
-		{"jsonpath contains", "jsonpath {.items[0].metadata.name} contains", []string{"items.metadata.name"}},
-		{"unknown check", "rolled back", nil},
+		{"status is the code", steps.Expect{Status: 200}, []string{"code"}},
+		{"reason", steps.Expect{Reason: value}, []string{"reason"}},
+		{"message", steps.Expect{Message: value}, []string{"message"}},
+		{"message contains", steps.Expect{MessageContains: value}, []string{"message"}},
+		{"top-level jsonpath", steps.Expect{JSONPath: []steps.JSONPathExpect{{Path: "{.kind}", Equals: &value}}}, []string{"kind"}},
+		{"jsonpath through an array", steps.Expect{JSONPath: []steps.JSONPathExpect{{Path: "{.items[*].metadata.name}", Equals: &value}}}, []string{"items.metadata.name"}},
+		{"jsonpath contains", steps.Expect{JSONPath: []steps.JSONPathExpect{{Path: "{.items[0].metadata.name}", Contains: &value}}}, []string{"items.metadata.name"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
 			t.Parallel()
+			var checks []steps.Check
+			for _, c := range tc.Expect.Match(&steps.Response{Body: []byte("{}")}) {
+				checks = append(checks, steps.Check{Name: c.Name})
+			}
+			if len(checks) != 1 {
+				t.Fatalf("Match made %d checks, want 1", len(checks))
+			}
 			var got []string
-			for f := range checkedFields([]steps.Check{{Name: tc.Check}}) {
+			for f := range checkedFields(checks) {
 				got = append(got, f)
 			}
 			if !reflect.DeepEqual(got, tc.Want) {
-				t.Errorf("checkedFields(%q) = %v, want %v", tc.Check, got, tc.Want)
+				t.Errorf("checkedFields(%q) = %v, want %v", checks[0].Name, got, tc.Want)
 			}
 		})
+	}
+}
+
+// A check that reads no body field marks nothing.
+func TestCheckedFieldsUnknown(t *testing.T) {
+	t.Parallel()
+	if got := checkedFields([]steps.Check{{Name: "rolled back"}}); len(got) != 0 {
+		t.Errorf("checkedFields(rolled back) = %v, want none", got)
 	}
 }
 
@@ -99,4 +118,39 @@ func TestShellWrap(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Bodies as kube-apiserver writes them (pretty-printed by the engine).
+
+func status(code int, reason, message string) string {
+	return fmt.Sprintf(`{
+  "kind": "Status",
+  "apiVersion": "v1",
+  "metadata": {},
+  "status": "Failure",
+  "message": %q,
+  "reason": %q,
+  "details": {},
+  "code": %d
+}
+`, message, reason, code)
+}
+
+func namespaceList() string {
+	var items []string
+	for _, ns := range []string{"default", "kube-node-lease", "kube-public", "kube-system"} {
+		items = append(items, fmt.Sprintf(`    {
+      "metadata": {
+        "name": %q,
+        "labels": {
+          "kubernetes.io/metadata.name": %q
+        }
+      },
+      "status": {
+        "phase": "Active"
+      }
+    }`, ns, ns))
+	}
+	return "{\n  \"kind\": \"NamespaceList\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {\n    \"resourceVersion\": \"213\"\n  },\n  \"items\": [\n" +
+		strings.Join(items, ",\n") + "\n  ]\n}\n"
 }

@@ -12,28 +12,33 @@ import (
 	"github.com/anonlab/anonlab/steps"
 )
 
-func newPickerHarness(t *testing.T) (*teatest.TestModel, *fakeEngine, chan string) {
+// picked is a scenario the picker started, and the engine that runs it.
+type picked struct {
+	name   string
+	engine *relay
+}
+
+func newPickerHarness(t *testing.T) (*teatest.TestModel, chan picked) {
 	t.Setenv("NO_COLOR", "1")
 	all, err := steps.List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFakeEngine()
-	t.Cleanup(func() { close(f.events) })
-	picked := make(chan string, 1)
+	started := make(chan picked, 1)
 	start := func(sc *steps.Scenario) Controller {
-		picked <- sc.Name
-		return f
+		r := startEngine(t, sc, newBackend())
+		started <- picked{sc.Name, r}
+		return r
 	}
 	tm := teatest.NewTestModel(t, NewPicker(all, "en", start, testOptions...),
 		teatest.WithInitialTermSize(80, 24),
 		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.ASCII)))
-	return tm, f, picked
+	return tm, started
 }
 
 func TestPicker(t *testing.T) {
 	t.Run("list", func(t *testing.T) {
-		tm, _, _ := newPickerHarness(t)
+		tm, _ := newPickerHarness(t)
 		if err := tm.Quit(); err != nil {
 			t.Fatal(err)
 		}
@@ -44,17 +49,17 @@ func TestPicker(t *testing.T) {
 		golden.RequireEqual(t, plain(p.View().Content))
 	})
 	t.Run("enter starts the walkthrough", func(t *testing.T) {
-		tm, f, picked := newPickerHarness(t)
+		tm, started := newPickerHarness(t)
 		tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
 		select {
-		case name := <-picked:
-			if name != "anonymous-auth" {
-				t.Fatalf("started %q, want anonymous-auth", name)
+		case p := <-started:
+			if p.name != "anonymous-auth" {
+				t.Fatalf("started %q, want anonymous-auth", p.name)
 			}
+			p.engine.waitFor(t, "the scenario's start", 30*time.Second, isStarted)
 		case <-time.After(10 * time.Second):
 			t.Fatal("enter started nothing")
 		}
-		f.emit(t, scenarioStarted(t))
 		if err := tm.Quit(); err != nil {
 			t.Fatal(err)
 		}

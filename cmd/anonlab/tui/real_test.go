@@ -18,57 +18,6 @@ import (
 	"github.com/anonlab/anonlab/steps/cluster/local"
 )
 
-// tap passes the engine's events on to the walkthrough and lets the test
-// watch them too.
-type tap struct {
-	*Engine
-	events, seen chan steps.Event
-}
-
-func newTap(e *Engine) *tap {
-	t := &tap{Engine: e, events: make(chan steps.Event, 1024), seen: make(chan steps.Event, 1024)}
-	go func() {
-		defer close(t.events)
-		defer close(t.seen)
-		for ev := range e.Events() {
-			t.seen <- ev
-			t.events <- ev
-		}
-	}()
-	return t
-}
-
-func (t *tap) Events() <-chan steps.Event { return t.events }
-
-// waitFor reads the events the walkthrough got until one matches.
-func (t *tap) waitFor(tb testing.TB, what string, match func(steps.Event) bool) {
-	tb.Helper()
-	timeout := time.After(3 * time.Minute)
-	for {
-		select {
-		case ev, ok := <-t.seen:
-			if !ok {
-				tb.Fatalf("the run ended before %s", what)
-			}
-			if f, isFin := ev.(steps.StepFinished); isFin && f.Status == steps.Failed {
-				tb.Errorf("step %s failed: %s", f.Step, f.Error)
-			}
-			if match(ev) {
-				return
-			}
-		case <-timeout:
-			tb.Fatalf("no %s within 3 minutes", what)
-		}
-	}
-}
-
-func passedStep(id string) func(steps.Event) bool {
-	return func(ev steps.Event) bool {
-		f, ok := ev.(steps.StepFinished)
-		return ok && f.Step == id && f.Status == steps.Passed
-	}
-}
-
 // passedRow is a ✓ in the step list (the detail has ✓ checks too).
 var passedRow = regexp.MustCompile(`(?m)^[ ▸] ✓ `)
 
@@ -91,27 +40,38 @@ func TestRealWalkthrough(t *testing.T) {
 	if !ok {
 		t.Fatalf("backends.New(local) is a %T", b)
 	}
-	eng := newTap(Start(context.Background(), sc, b, steps.WithLang("en")))
+	eng := newRelay(Start(context.Background(), sc, b, steps.WithLang("en")), func(ev steps.Event) steps.Event { return ev })
 	t.Cleanup(func() {
+		eng.detach()
 		eng.Close()
 		_ = b.Destroy(context.Background())
 	})
+	var seen []steps.Event
+	waitFor := func(what string, match func(steps.Event) bool) {
+		t.Helper()
+		seen = append(seen, eng.waitFor(t, what, 3*time.Minute, match)...)
+	}
 	tm := teatest.NewTestModel(t, NewWalkthrough(eng), teatest.WithInitialTermSize(160, 50))
 
 	tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
-	eng.waitFor(t, "a cluster", passedStep("create-cluster"))
+	waitFor("a cluster", finished("create-cluster", steps.Passed))
 	pids := lb.Pids()
 	if len(pids) != 2 {
 		t.Fatalf("the cluster runs %d processes, want etcd and kube-apiserver", len(pids))
 	}
 	tm.Send(tea.KeyPressMsg{Code: 'a', Text: "a"})
-	eng.waitFor(t, "the 401", passedStep("anonymous-api-unauthorized"))
+	waitFor("the 401", finished("anonymous-api-unauthorized", steps.Passed))
 	var sum steps.Summary
-	eng.waitFor(t, "the summary", func(ev steps.Event) bool {
+	waitFor("the summary", func(ev steps.Event) bool {
 		s, ok := ev.(steps.Summary)
 		sum = s
 		return ok
 	})
+	for _, ev := range seen {
+		if f, ok := ev.(steps.StepFinished); ok && f.Status == steps.Failed {
+			t.Errorf("step %s failed: %s", f.Step, f.Error)
+		}
+	}
 
 	tm.Send(tea.KeyPressMsg{Code: 'q', Text: "q"})
 	w, ok := tm.FinalModel(t, teatest.WithFinalTimeout(time.Minute)).(Walkthrough)

@@ -35,7 +35,10 @@ func (m Walkthrough) render() string {
 	left := lipgloss.NewStyle().Width(m.leftWidth).Height(h).MaxHeight(h).Render(m.stepList(m.leftWidth, h))
 	sep := m.st.rule.Render(strings.TrimSuffix(strings.Repeat(" │ \n", h), "\n"))
 	body := lipgloss.JoinHorizontal(lipgloss.Top, left, sep, m.vp.View())
-	return strings.Join([]string{m.header(), body, m.statusLine(), m.help.View(m.keys)}, "\n")
+	// MaxWidth: bubbles' help overflows when what fits leaves no room for
+	// its ellipsis (charmbracelet/bubbles#1038).
+	help := lipgloss.NewStyle().MaxWidth(m.width).Render(m.help.View(m.keys))
+	return strings.Join([]string{m.header(), body, m.statusLine(), help}, "\n")
 }
 
 func (m Walkthrough) helpHeight() int { return lipgloss.Height(m.help.View(m.keys)) }

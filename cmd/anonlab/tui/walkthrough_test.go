@@ -2,104 +2,27 @@ package tui
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
-	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
-	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/anonlab/anonlab/steps"
+	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/clustertest"
 )
 
-// Frames under test are deterministic: a fixed clock, a spinner of one
-// frame, no colours (NO_COLOR also fixes the markdown style).
-var testOptions = []Option{
-	WithClock(func() time.Time { return time.Date(2026, 11, 27, 14, 0, 0, 0, time.UTC) }),
-	WithSpinner(spinner.Spinner{Frames: []string{"*"}, FPS: time.Second}),
-}
-
-type harness struct {
-	*teatest.TestModel
-	engine    *fakeEngine
-	closeOnce sync.Once
-}
-
-func newHarness(t *testing.T, width, height int) *harness {
-	t.Setenv("NO_COLOR", "1")
-	f := newFakeEngine()
-	h := &harness{engine: f}
-	h.TestModel = teatest.NewTestModel(t, NewWalkthrough(f, testOptions...),
-		teatest.WithInitialTermSize(width, height),
-		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.ASCII)))
-	// The pending waitForEvent returns once the channel is closed.
-	t.Cleanup(h.close)
-	return h
-}
-
-func (h *harness) close() { h.closeOnce.Do(func() { close(h.engine.events) }) }
-
-// press sends a key as the terminal would.
-func (h *harness) press(keys ...string) {
-	for _, k := range keys {
-		switch k {
-		case "enter":
-			h.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
-		case "ctrl+c":
-			h.Send(tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl})
-		default:
-			h.Send(tea.KeyPressMsg{Code: rune(k[0]), Text: k})
-		}
-	}
-}
-
-// frame is the last frame once the program has ended, as plain text.
-func (h *harness) frame(t *testing.T) string {
-	t.Helper()
-	m, ok := h.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(Walkthrough)
-	if !ok {
-		t.Fatalf("the final model is not the walkthrough")
-	}
-	return plain(m.View().Content)
-}
-
-// quitFrame ends the program without the walkthrough's own quit, and
-// returns the frame it left.
-func (h *harness) quitFrame(t *testing.T) string {
-	t.Helper()
-	if err := h.Quit(); err != nil {
-		t.Fatal(err)
-	}
-	return h.frame(t)
-}
-
-func plain(s string) string {
-	lines := strings.Split(ansi.Strip(s), "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " ")
-	}
-	return strings.Join(lines, "\n") + "\n"
-}
-
-func summary(passed, failed, skipped int) []steps.Event {
-	return []steps.Event{steps.Summary{Passed: passed, Failed: failed, Skipped: skipped, DurationMS: 8123}}
-}
+const forbiddenAPI = `forbidden: User "system:anonymous" cannot get path "/api"`
 
 func TestWalkthroughPasses(t *testing.T) {
 	h := newHarness(t, 160, 50)
-	h.engine.emit(t, scenarioStarted(t))
-	h.press("enter")
-	h.engine.expect(t, "next")
-	h.engine.emit(t, createCluster()...)
+	h.step(t, "create-cluster")
 	h.press("a")
-	h.engine.expect(t, "all")
-	h.engine.emit(t, run(saToken(), apiWithToken(), anonymousAPI(), anonymousNamespaces(), grant(),
-		anonymousNamespacesGranted(), disableAnonymous(), anonymousUnauthorized(), cleanup(), summary(11, 0, 1))...)
-	out := h.quitFrame(t)
+	h.engine.waitFor(t, "the summary", 30*time.Second, isSummary)
+	h.press("q")
+	out := h.frame(t)
 	for _, want := range []string{forbiddenAPI, "default kube-node-lease kube-public kube-system", "401 Unauthorized"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the final frame lacks %q", want)
@@ -108,21 +31,20 @@ func TestWalkthroughPasses(t *testing.T) {
 	golden.RequireEqual(t, out)
 }
 
-// failAPIWithToken is api-with-token answered 401: the token was refused.
-func failAPIWithToken() []steps.Event {
-	return request(2, "api-with-token", "GET /api with the token → 200", "system:serviceaccount:default:default", "/api", 401,
-		status(401, "Unauthorized", "Unauthorized"),
-		steps.Check{Name: "status", Want: "200", Got: "401"},
-		steps.Check{Name: "jsonpath {.kind}", Want: "APIVersions", Got: "Status"})
-}
+var anonymousOff = cluster.APIServerChange{Set: []string{"--anonymous-auth=false"}}
 
+// toFailure runs the steps up to anonymous-api, which fails: anonymous
+// auth was turned off behind the lab's back, so the 403 it wants is a 401.
 func toFailure(t *testing.T, h *harness) {
-	h.engine.emit(t, scenarioStarted(t))
-	for _, step := range [][]steps.Event{createCluster(), saToken(), failAPIWithToken()} {
-		h.press("enter")
-		h.engine.expect(t, "next")
-		h.engine.emit(t, step...)
+	t.Helper()
+	for _, id := range []string{"create-cluster", "sa-token", "api-with-token"} {
+		h.step(t, id)
 	}
+	if err := h.backend.ReconfigureAPIServer(t.Context(), anonymousOff); err != nil {
+		t.Fatal(err)
+	}
+	h.press("enter")
+	h.engine.waitFor(t, "anonymous-api's failure", 30*time.Second, finished("anonymous-api", steps.Failed))
 }
 
 func TestWalkthroughFailedCheck(t *testing.T) {
@@ -134,34 +56,36 @@ func TestWalkthroughFailedCheck(t *testing.T) {
 	t.Run("r re-runs it", func(t *testing.T) {
 		h := newHarness(t, 100, 40)
 		toFailure(t, h)
+		if err := h.backend.RestoreAPIServer(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		h.press("r")
-		h.engine.expect(t, "rerun 2")
-		h.engine.emit(t, apiWithToken()...)
-		h.press("enter")
-		h.engine.expect(t, "next")
+		h.engine.waitFor(t, "the re-run", 30*time.Second, finished("anonymous-api", steps.Passed))
+		h.step(t, "anonymous-namespaces")
 		golden.RequireEqual(t, h.quitFrame(t))
 	})
 }
 
 func TestWalkthroughLongProgress(t *testing.T) {
 	t.Run("first build", func(t *testing.T) {
-		h := newHarness(t, 100, 30)
-		h.engine.emit(t, scenarioStarted(t))
+		h := newHarness(t, 100, 30, clustertest.Hold(clustertest.OpCreate, make(chan struct{}), cluster.Progress{
+			Phase: "build", Detail: "building kube-apiserver v1.37.2: k8s.io/kubernetes/pkg/controlplane/apiserver", Elapsed: 95300 * time.Millisecond}))
 		h.press("enter")
-		h.engine.expect(t, "next")
-		h.engine.emit(t, started(0, "create-cluster", "Create a cluster"),
-			steps.Progress{Step: "create-cluster", Phase: "build", Detail: "building kube-apiserver v1.37.2: k8s.io/kubernetes/pkg/controlplane/apiserver", ElapsedMS: 95_300})
+		h.engine.waitFor(t, "the build's progress", 30*time.Second, progressOf("create-cluster"))
 		golden.RequireEqual(t, h.quitFrame(t))
 	})
 	t.Run("apiserver restart", func(t *testing.T) {
-		h := newHarness(t, 100, 40)
-		h.engine.emit(t, scenarioStarted(t))
+		h := newHarness(t, 100, 40, holdRestart())
 		h.press("a")
-		h.engine.expect(t, "all")
-		h.engine.emit(t, run(createCluster(), saToken(), apiWithToken(), anonymousAPI(), anonymousNamespaces(), grant(),
-			anonymousNamespacesGranted(), disableAnonymousStart())...)
+		h.engine.waitFor(t, "the restart's progress", 30*time.Second, progressOf("disable-anonymous"))
 		golden.RequireEqual(t, h.quitFrame(t))
 	})
+}
+
+// holdRestart keeps kube-apiserver restarting until the test ends.
+func holdRestart() clustertest.Option {
+	return clustertest.Hold(clustertest.OpReconfigure, make(chan struct{}), cluster.Progress{
+		Phase: "wait", Detail: "polling /readyz as kubernetes-admin: GET /readyz 500", Elapsed: 2179 * time.Millisecond})
 }
 
 func TestWalkthroughResize(t *testing.T) {
@@ -171,10 +95,9 @@ func TestWalkthroughResize(t *testing.T) {
 	}{{"80x24", 80, 24}, {"160x50", 160, 50}, {"60x20", 60, 20}, {"80x16", 80, 16}} {
 		t.Run(size.name, func(t *testing.T) {
 			h := newHarness(t, 100, 40)
-			h.engine.emit(t, scenarioStarted(t))
-			h.press("a")
-			h.engine.expect(t, "all")
-			h.engine.emit(t, run(createCluster(), saToken(), apiWithToken(), anonymousAPI())...)
+			for _, id := range []string{"create-cluster", "sa-token", "api-with-token", "anonymous-api"} {
+				h.step(t, id)
+			}
 			h.Send(tea.WindowSizeMsg{Width: size.width, Height: size.height})
 			out := h.quitFrame(t)
 			for i, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
@@ -192,7 +115,7 @@ func TestWalkthroughResize(t *testing.T) {
 
 func TestWalkthroughHelp(t *testing.T) {
 	h := newHarness(t, 80, 24)
-	h.engine.emit(t, scenarioStarted(t))
+	h.engine.waitFor(t, "the scenario's start", 30*time.Second, isStarted)
 	h.press("?")
 	golden.RequireEqual(t, h.quitFrame(t))
 }
@@ -200,36 +123,50 @@ func TestWalkthroughHelp(t *testing.T) {
 func TestWalkthroughQuit(t *testing.T) {
 	t.Run("between steps", func(t *testing.T) {
 		h := newHarness(t, 100, 40)
-		h.engine.emit(t, scenarioStarted(t))
-		h.press("enter")
-		h.engine.expect(t, "next")
-		h.engine.emit(t, createCluster()...)
+		h.step(t, "create-cluster")
 		h.press("q")
-		h.engine.expect(t, "stop")
+		// q at the gate stops the engine there: the next step is skipped,
+		// not interrupted.
+		evs := h.engine.waitEnd(t)
+		var skipped *steps.StepFinished
+		for _, ev := range evs {
+			if f, ok := ev.(steps.StepFinished); ok && f.Step == "sa-token" {
+				skipped = &f
+			}
+		}
+		if skipped == nil || skipped.Status != steps.Skipped || skipped.Error != steps.ErrStopped.Error() {
+			t.Errorf("sa-token ended as %+v, want skipped: %v", skipped, steps.ErrStopped)
+		}
+		if !h.final(t).QuitEarly() {
+			t.Error("the walkthrough does not tell it was quit early")
+		}
 	})
 	t.Run("after the engine's end", func(t *testing.T) {
 		h := newHarness(t, 80, 24)
-		h.engine.emit(t, scenarioStarted(t))
-		h.close()
+		h.press("a")
+		h.engine.waitEnd(t)
 		h.press("q")
-		h.frame(t) // returns once the program has ended
+		if h.final(t).QuitEarly() {
+			t.Error("quitting after the run's end counts as early")
+		}
 	})
 	t.Run("during a step", func(t *testing.T) {
-		h := newHarness(t, 100, 40)
-		h.engine.emit(t, scenarioStarted(t))
+		h := newHarness(t, 100, 40, holdRestart())
 		h.press("a")
-		h.engine.expect(t, "all")
-		h.engine.emit(t, run(createCluster(), saToken(), apiWithToken(), anonymousAPI(), anonymousNamespaces(), grant(),
-			anonymousNamespacesGranted(), disableAnonymousStart())...)
+		h.engine.waitFor(t, "the restart's progress", 30*time.Second, progressOf("disable-anonymous"))
 		h.press("q")
-		h.engine.expect(t, "interrupt")
 		// The walkthrough goes on taking events, showing the cleanup,
-		// until the engine's last.
-		h.engine.emit(t, run([]steps.Event{
-			steps.StepFinished{Step: "disable-anonymous", Index: 7, Status: steps.Failed, Error: "interrupted: wait for kube-apiserver: context canceled", DurationMS: 1250},
-			steps.StepFinished{Step: "anonymous-api-unauthorized", Index: 8, Status: steps.Skipped, Error: "interrupted"},
-		}, cleanup(), summary(9, 1, 2))...)
-		h.close()
+		// until the engine's last; then it ends by itself.
+		evs := h.engine.waitEnd(t)
+		var interrupted bool
+		for _, ev := range evs {
+			if f, ok := ev.(steps.StepFinished); ok && f.Step == "disable-anonymous" {
+				interrupted = f.Status == steps.Failed && strings.HasPrefix(f.Error, "interrupted: ")
+			}
+		}
+		if !interrupted {
+			t.Errorf("disable-anonymous was not interrupted: %+v", evs)
+		}
 		golden.RequireEqual(t, h.frame(t))
 	})
 }
