@@ -56,7 +56,7 @@ func FuzzMatch(f *testing.F) {
 		r := &Response{Status: status, Reason: reason, Message: message, Body: body}
 		e := &Expect{Status: status, Reason: reason, Message: message, MessageContains: message, JSONPath: []JSONPathExpect{{Path: path, Contains: new(string)}}}
 		checks := e.Match(r)
-		if e.validate() != nil {
+		if e.validate("request", true, false) != nil {
 			return
 		}
 		for _, c := range checks {

@@ -126,6 +126,9 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		}
 		sc.Cleanup = append(sc.Cleanup, st)
 	}
+	if err := checkClusterOrder(sc); err != nil {
+		return nil, err
+	}
 	return sc, nil
 }
 
@@ -135,7 +138,7 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 		return nil, &ScenarioError{File: file, Line: n.Line, Field: path, Msg: "a step is a mapping with id, title and one step kind"}
 	}
 	st := &Step{Line: n.Line}
-	var kindKey, kindVal *yaml.Node
+	var kindKey, kindVal, expectNode *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		switch k.Value {
@@ -152,6 +155,7 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 				return nil, err
 			}
 		case "expect":
+			expectNode = val
 			st.Expect = &Expect{}
 			if err := decodeStrict(file, val, st.Expect, path+".expect"); err != nil {
 				return nil, err
@@ -198,15 +202,54 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 		return nil, err
 	}
 	if st.Expect != nil {
-		if _, ok := st.Action.(responder); !ok && !st.Expect.forAnyKind() {
-			return nil, &ScenarioError{File: file, Line: keyLine(n, "expect"), Field: path + ".expect",
-				Msg: fmt.Sprintf("a %s step has no HTTP response to match", st.Kind)}
-		}
-		if err := st.Expect.validate(); err != nil {
-			return nil, &ScenarioError{File: file, Line: keyLine(n, "expect"), Field: path + ".expect." + err.field, Msg: err.msg}
+		_, responds := st.Action.(responder)
+		_, changesFlags := st.Action.(*flagsStep)
+		if err := st.Expect.validate(st.Kind, responds, changesFlags); err != nil {
+			line := keyLine(n, "expect")
+			if err.field != "" {
+				line = fieldLine(expectNode, err.field)
+			}
+			return nil, &ScenarioError{File: file, Line: line, Field: join(path+".expect", err.field), Msg: err.msg}
 		}
 	}
 	return st, nil
+}
+
+// checkClusterOrder rejects a step that would run with no cluster: every
+// step kind but cluster acts on one, so a cluster: create step must come
+// before it (cleanup steps run after the steps, in the same order).
+func checkClusterOrder(sc *Scenario) error {
+	all := slices.Concat(sc.Steps, sc.Cleanup)
+	clusterAction := func(st *Step) string {
+		if c, ok := st.Action.(*clusterStep); ok {
+			return string(*c)
+		}
+		return ""
+	}
+	up, destroyedAt := false, 0
+	for _, st := range all {
+		switch clusterAction(st) {
+		case "create":
+			up = true
+			continue
+		case "destroy":
+			up, destroyedAt = false, st.Line
+			continue
+		}
+		if up {
+			continue
+		}
+		msg := fmt.Sprintf("a %s step needs a running cluster: add a step with cluster: create before it", st.Kind)
+		if destroyedAt > 0 {
+			msg = fmt.Sprintf("a %s step needs a running cluster, and the step at line %d destroys it: add a step with cluster: create between them", st.Kind, destroyedAt)
+		} else if i := slices.IndexFunc(all, func(s *Step) bool { return clusterAction(s) == "create" }); i < 0 {
+			msg += " (the scenario has none)"
+		} else {
+			msg += fmt.Sprintf(" (the first is at line %d, after it)", all[i].Line)
+		}
+		return &ScenarioError{File: sc.File, Line: st.Line, Field: fmt.Sprintf("step %q.%s", st.ID, st.Kind), Msg: msg}
+	}
+	return nil
 }
 
 func checkText(file string, line int, field string, t Text, required bool) error {
@@ -229,6 +272,36 @@ func keyLine(n *yaml.Node, key string) int {
 		}
 	}
 	return n.Line
+}
+
+// fieldLine is the line of field ("jsonpath[0].path") under n: of its key,
+// or of the deepest part of it found.
+func fieldLine(n *yaml.Node, field string) int {
+	line := n.Line
+	for part := range strings.SplitSeq(strings.ReplaceAll(field, "[", ".["), ".") {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		next := (*yaml.Node)(nil)
+		if i, err := strconv.Atoi(strings.Trim(part, "[]")); err == nil && strings.HasPrefix(part, "[") {
+			if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+				next = n.Content[i]
+				line = next.Line
+			}
+		} else if n.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				if n.Content[j].Value == part {
+					line, next = n.Content[j].Line, n.Content[j+1]
+					break
+				}
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return line
 }
 
 // decodeStrict decodes n into v after checking that every mapping key names

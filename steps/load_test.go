@@ -39,12 +39,18 @@ func TestParseRejects(t *testing.T) {
 		{"unknown-field.yaml", 9, "verb", "unknown field"},
 		{"unknown-kind.yaml", 6, "teleport", "unknown field or step kind"},
 		{"duplicate-id.yaml", 7, "steps[1].id", `duplicate step id "a"`},
-		{"missing-value.yaml", 7, "expect.jsonpath[0]", "give exactly one of equals, contains"},
+		{"missing-value.yaml", 9, "expect.jsonpath[0]", "give exactly one of equals, contains"},
 		{"wrong-type.yaml", 8, "expect", "cannot unmarshal !!str `forbidden` into int"},
 		{"missing-token.yaml", 4, "request.token", `"never-saved" is not saved by an earlier serviceAccountToken step`},
 		{"missing-manifest.yaml", 4, "apply.manifests[0]", "no such manifest"},
 		{"empty.yaml", 1, "", "the file is empty"},
 		{"missing-field.yaml", 4, "request.path", "required"},
+		{"rolled-back-request.yaml", 12, `step "a".expect.rolledBack`, "a request step changes no kube-apiserver flags"},
+		{"error-contains-cluster.yaml", 8, `step "create-cluster".expect.errorContains`, "a cluster step changes no kube-apiserver flags"},
+		{"remove-flag.yaml", 7, `step "flags".apiserverFlags.remove[1]`, `"anonymous-auth": a flag looks like --name`},
+		{"no-cluster.yaml", 4, `step "a".request`, "needs a running cluster: add a step with cluster: create before it (the scenario has none)"},
+		{"cluster-too-late.yaml", 4, `step "a".request`, "(the first is at line 7, after it)"},
+		{"after-destroy.yaml", 11, `step "revoke".delete`, "the step at line 7 destroys it"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
