@@ -41,13 +41,28 @@ type JSONPathExpect struct {
 
 type fieldError struct{ field, msg string }
 
-// forAnyKind reports whether the expectation is about a flag change rather
-// than a response.
-func (e *Expect) forAnyKind() bool {
-	return (e.RolledBack || e.ErrorContains != "") && e.Status == 0 && e.Reason == "" && e.Message == "" && e.MessageContains == "" && len(e.JSONPath) == 0
-}
-
-func (e *Expect) validate() *fieldError {
+// validate checks the expectation for a step of kind: response fields need
+// a kind that responds, rolledBack and errorContains one that changes
+// kube-apiserver's flags (only that kind checks them).
+func (e *Expect) validate(kind string, responds, changesFlags bool) *fieldError {
+	if !responds {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"status", e.Status != 0}, {"reason", e.Reason != ""}, {"message", e.Message != ""}, {"messageContains", e.MessageContains != ""}, {"jsonpath", len(e.JSONPath) > 0}} {
+			if f.set {
+				return &fieldError{f.name, fmt.Sprintf("a %s step has no HTTP response to match", kind)}
+			}
+		}
+	}
+	if !changesFlags {
+		if e.RolledBack {
+			return &fieldError{"rolledBack", fmt.Sprintf("a %s step changes no kube-apiserver flags: only apiserverFlags steps can be rolled back", kind)}
+		}
+		if e.ErrorContains != "" {
+			return &fieldError{"errorContains", fmt.Sprintf("a %s step changes no kube-apiserver flags: only apiserverFlags steps see kube-apiserver's error", kind)}
+		}
+	}
 	if e.Status != 0 && (e.Status < 100 || e.Status > 599) {
 		return &fieldError{"status", fmt.Sprintf("%d is not an HTTP status code", e.Status)}
 	}
@@ -55,7 +70,17 @@ func (e *Expect) validate() *fieldError {
 		return &fieldError{"errorContains", "only with rolledBack: true"}
 	}
 	if e.Status == 0 && e.Reason == "" && e.Message == "" && e.MessageContains == "" && len(e.JSONPath) == 0 && !e.RolledBack {
-		return &fieldError{"", "empty: give at least one of status, reason, message, messageContains, jsonpath, rolledBack"}
+		var fields []string
+		if responds {
+			fields = append(fields, "status", "reason", "message", "messageContains", "jsonpath")
+		}
+		if changesFlags {
+			fields = append(fields, "rolledBack")
+		}
+		if len(fields) == 0 {
+			return &fieldError{"", fmt.Sprintf("a %s step takes no expectations", kind)}
+		}
+		return &fieldError{"", "empty: give at least one of " + strings.Join(fields, ", ")}
 	}
 	for i, jp := range e.JSONPath {
 		f := fmt.Sprintf("jsonpath[%d]", i)

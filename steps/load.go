@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -63,10 +62,27 @@ func embeddedManifest(name string) ([]byte, error) {
 	return fs.ReadFile(manifests.FS, name)
 }
 
+// scenarioFields are a scenario's fields as written.
+type scenarioFields struct {
+	Name        string      `yaml:"name"`
+	Title       Text        `yaml:"title"`
+	Description Text        `yaml:"description"`
+	Steps       []yaml.Node `yaml:"steps"`
+	Cleanup     []yaml.Node `yaml:"cleanup"`
+}
+
+// stepFields are the fields every step has beside its one step kind.
+type stepFields struct {
+	ID      string  `yaml:"id"`
+	Title   Text    `yaml:"title"`
+	Explain Text    `yaml:"explain"`
+	Expect  *Expect `yaml:"expect"`
+}
+
 var (
-	commonStepKeys = []string{"id", "title", "explain", "expect"}
-	validID        = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	yamlLine       = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	commonStepFields = yamlFieldList(reflect.TypeFor[stepFields]())
+	validID          = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	yamlLine         = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 )
 
 // Parse decodes and validates a scenario strictly: unknown fields, unknown
@@ -84,13 +100,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &ScenarioError{File: file, Line: root.Line, Msg: "a scenario is a mapping with name, title and steps"}
 	}
-	var raw struct {
-		Name        string      `yaml:"name"`
-		Title       Text        `yaml:"title"`
-		Description Text        `yaml:"description"`
-		Steps       []yaml.Node `yaml:"steps"`
-		Cleanup     []yaml.Node `yaml:"cleanup"`
-	}
+	var raw scenarioFields
 	if err := decodeStrict(file, root, &raw, ""); err != nil {
 		return nil, err
 	}
@@ -126,6 +136,9 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		}
 		sc.Cleanup = append(sc.Cleanup, st)
 	}
+	if err := checkClusterOrder(sc); err != nil {
+		return nil, err
+	}
 	return sc, nil
 }
 
@@ -134,40 +147,38 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 	if n.Kind != yaml.MappingNode {
 		return nil, &ScenarioError{File: file, Line: n.Line, Field: path, Msg: "a step is a mapping with id, title and one step kind"}
 	}
-	st := &Step{Line: n.Line}
-	var kindKey, kindVal *yaml.Node
+	var common stepFields
+	fields := reflect.ValueOf(&common).Elem()
+	var kindKey, kindVal, expectNode *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
-		switch k.Value {
-		case "id":
-			if err := decodeStrict(file, val, &st.ID, path+".id"); err != nil {
+		if j := slices.IndexFunc(commonStepFields, func(f yamlField) bool { return f.Name == k.Value }); j >= 0 {
+			if err := decodeStrict(file, val, fields.FieldByIndex(commonStepFields[j].Index).Addr().Interface(), path+"."+k.Value); err != nil {
 				return nil, err
 			}
-		case "title":
-			if err := decodeStrict(file, val, &st.Title, path+".title"); err != nil {
-				return nil, err
+			if k.Value == "expect" {
+				expectNode = val
 			}
-		case "explain":
-			if err := decodeStrict(file, val, &st.Explain, path+".explain"); err != nil {
-				return nil, err
-			}
-		case "expect":
-			st.Expect = &Expect{}
-			if err := decodeStrict(file, val, st.Expect, path+".expect"); err != nil {
-				return nil, err
-			}
-		default:
-			if _, ok := registry[k.Value]; !ok {
-				return nil, &ScenarioError{File: file, Line: k.Line, Field: path + "." + k.Value,
-					Msg: fmt.Sprintf("unknown field or step kind (step fields: %s; step kinds: %s)", strings.Join(commonStepKeys, ", "), strings.Join(KindNames(), ", "))}
-			}
-			if kindKey != nil {
-				return nil, &ScenarioError{File: file, Line: k.Line, Field: path + "." + k.Value,
-					Msg: fmt.Sprintf("a step has one step kind; this one already is %q", kindKey.Value)}
-			}
-			kindKey, kindVal = k, val
+			continue
 		}
+		if _, ok := registry[k.Value]; !ok {
+			names := make([]string, len(commonStepFields))
+			for j, f := range commonStepFields {
+				names[j] = f.Name
+			}
+			return nil, &ScenarioError{File: file, Line: k.Line, Field: path + "." + k.Value,
+				Msg: fmt.Sprintf("unknown field or step kind (step fields: %s; step kinds: %s)", strings.Join(names, ", "), strings.Join(KindNames(), ", "))}
+		}
+		if kindKey != nil {
+			return nil, &ScenarioError{File: file, Line: k.Line, Field: path + "." + k.Value,
+				Msg: fmt.Sprintf("a step has one step kind; this one already is %q", kindKey.Value)}
+		}
+		kindKey, kindVal = k, val
 	}
+	if expectNode != nil && common.Expect == nil {
+		common.Expect = &Expect{} // "expect:" with nothing: reported as empty below
+	}
+	st := &Step{ID: common.ID, Title: common.Title, Explain: common.Explain, Expect: common.Expect, Line: n.Line}
 	if st.ID == "" {
 		return nil, &ScenarioError{File: file, Line: n.Line, Field: path + ".id", Msg: "required"}
 	}
@@ -198,15 +209,54 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 		return nil, err
 	}
 	if st.Expect != nil {
-		if _, ok := st.Action.(responder); !ok && !st.Expect.forAnyKind() {
-			return nil, &ScenarioError{File: file, Line: keyLine(n, "expect"), Field: path + ".expect",
-				Msg: fmt.Sprintf("a %s step has no HTTP response to match", st.Kind)}
-		}
-		if err := st.Expect.validate(); err != nil {
-			return nil, &ScenarioError{File: file, Line: keyLine(n, "expect"), Field: path + ".expect." + err.field, Msg: err.msg}
+		_, responds := st.Action.(responder)
+		_, changesFlags := st.Action.(*flagsStep)
+		if err := st.Expect.validate(st.Kind, responds, changesFlags); err != nil {
+			line, field := keyLine(n, "expect"), path+".expect"
+			if err.field != "" {
+				line, field = fieldLine(expectNode, err.field), field+"."+err.field
+			}
+			return nil, &ScenarioError{File: file, Line: line, Field: field, Msg: err.msg}
 		}
 	}
 	return st, nil
+}
+
+// checkClusterOrder rejects a step that would run with no cluster: every
+// step kind but cluster acts on one, so a cluster: create step must come
+// before it (cleanup steps run after the steps, in the same order).
+func checkClusterOrder(sc *Scenario) error {
+	all := slices.Concat(sc.Steps, sc.Cleanup)
+	clusterAction := func(st *Step) string {
+		if c, ok := st.Action.(*clusterStep); ok {
+			return string(*c)
+		}
+		return ""
+	}
+	up, destroyedAt := false, 0
+	for _, st := range all {
+		switch clusterAction(st) {
+		case "create":
+			up = true
+			continue
+		case "destroy":
+			up, destroyedAt = false, st.Line
+			continue
+		}
+		if up {
+			continue
+		}
+		msg := fmt.Sprintf("a %s step needs a running cluster: add a step with cluster: create before it", st.Kind)
+		if destroyedAt > 0 {
+			msg = fmt.Sprintf("a %s step needs a running cluster, and the step at line %d destroys it: add a step with cluster: create between them", st.Kind, destroyedAt)
+		} else if i := slices.IndexFunc(all, func(s *Step) bool { return clusterAction(s) == "create" }); i < 0 {
+			msg += " (the scenario has none)"
+		} else {
+			msg += fmt.Sprintf(" (the first is at line %d, after it)", all[i].Line)
+		}
+		return &ScenarioError{File: sc.File, Line: st.Line, Field: fmt.Sprintf("step %q.%s", st.ID, st.Kind), Msg: msg}
+	}
+	return nil
 }
 
 func checkText(file string, line int, field string, t Text, required bool) error {
@@ -229,6 +279,36 @@ func keyLine(n *yaml.Node, key string) int {
 		}
 	}
 	return n.Line
+}
+
+// fieldLine is the line of field ("jsonpath[0].path") under n: of its key,
+// or of the deepest part of it found.
+func fieldLine(n *yaml.Node, field string) int {
+	line := n.Line
+	for part := range strings.SplitSeq(strings.ReplaceAll(field, "[", ".["), ".") {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		next := (*yaml.Node)(nil)
+		if i, err := strconv.Atoi(strings.Trim(part, "[]")); err == nil && strings.HasPrefix(part, "[") {
+			if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+				next = n.Content[i]
+				line = next.Line
+			}
+		} else if n.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				if n.Content[j].Value == part {
+					line, next = n.Content[j].Line, n.Content[j+1]
+					break
+				}
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return line
 }
 
 // decodeStrict decodes n into v after checking that every mapping key names
@@ -299,6 +379,24 @@ func knownFields(file string, n *yaml.Node, t reflect.Type, path string) error {
 
 func yamlFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
+	for _, f := range yamlFieldList(t) {
+		out[f.Name] = f.Type
+	}
+	return out
+}
+
+// yamlField is a struct field as yaml.v3 decodes it.
+type yamlField struct {
+	Name  string // the YAML key
+	Type  reflect.Type
+	Index []int // for reflect.Value.FieldByIndex
+}
+
+// yamlFieldList is struct type t's YAML keys in declaration order, with
+// yaml.v3's rules: "-" skips a field, ",inline" lifts its fields, and an
+// untagged field is its lower-cased name.
+func yamlFieldList(t reflect.Type) []yamlField {
+	var out []yamlField
 	for f := range t.Fields() {
 		if !f.IsExported() {
 			continue
@@ -308,13 +406,16 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 			continue
 		}
 		if strings.Contains(opts, "inline") {
-			maps.Copy(out, yamlFields(f.Type))
+			for _, in := range yamlFieldList(f.Type) {
+				in.Index = slices.Concat(f.Index, in.Index)
+				out = append(out, in)
+			}
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		out[name] = f.Type
+		out = append(out, yamlField{Name: name, Type: f.Type, Index: f.Index})
 	}
 	return out
 }

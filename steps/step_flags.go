@@ -31,14 +31,18 @@ func (f *flagsStep) Validate(v *Validator) error {
 	if !f.Restore && len(f.Set) == 0 && len(f.Remove) == 0 {
 		return v.Errorf("set", "required: flags to set or remove, or restore: true")
 	}
-	for i, flag := range append(append([]string(nil), f.Set...), f.Remove...) {
-		if !strings.HasPrefix(flag, "--") || len(cluster.FlagName(flag)) < 3 {
+	looksLikeFlag := func(flag string) bool { return strings.HasPrefix(flag, "--") && len(cluster.FlagName(flag)) >= 3 }
+	for i, flag := range f.Set {
+		if !looksLikeFlag(flag) {
 			return v.Errorf(fmt.Sprintf("set[%d]", i), "%q: a flag looks like --name=value", flag)
 		}
-	}
-	for i, flag := range f.Set {
 		if !strings.Contains(flag, "=") {
 			return v.Errorf(fmt.Sprintf("set[%d]", i), "%q: give a value, --name=value", flag)
+		}
+	}
+	for i, flag := range f.Remove {
+		if !looksLikeFlag(flag) {
+			return v.Errorf(fmt.Sprintf("remove[%d]", i), "%q: a flag looks like --name", flag)
 		}
 	}
 	for name, manifest := range f.Files {

@@ -19,10 +19,14 @@ type Observation struct {
 	Status  int
 }
 
-// Observer is a sink that keeps each step's observation, in order.
+// Observer is a sink that keeps each step's observation, in order, and the
+// version the apiserver reported.
 type Observer struct {
 	Steps []*Observation
-	byKey map[string]*Observation
+	// KubernetesVersion is the GitVersion the running kube-apiserver
+	// answered on /version, "" until a ClusterState event told it.
+	KubernetesVersion string
+	byKey             map[string]*Observation
 }
 
 // NewObserver returns an empty Observer.
@@ -37,6 +41,10 @@ func (o *Observer) Emit(e steps.Event) {
 			o.Steps = append(o.Steps, obs)
 			o.byKey[key(s.ID, s.Cleanup)] = obs
 		}
+	case steps.ClusterState:
+		if ev.KubernetesVersion != "" {
+			o.KubernetesVersion = ev.KubernetesVersion
+		}
 	case steps.HTTPExchange:
 		if obs := o.byKey[ev.Step]; obs != nil {
 			obs.Status = ev.Status
@@ -49,13 +57,15 @@ func (o *Observer) Emit(e steps.Event) {
 }
 
 // WriteMatrix writes a Markdown table: a row per step of the scenario, a
-// column per Kubernetes version, each cell the observed status and whether
-// the expectations held (✓, ✗, or – for skipped).
+// column per requested Kubernetes version, each cell the observed status
+// and whether the expectations held (✓, ✗, or – for skipped). A column's
+// header is the version its kube-apiserver reported, with the requested
+// one when they differ.
 func WriteMatrix(w io.Writer, versions []string, runs map[string]*Observer) error {
 	var b strings.Builder
 	b.WriteString("| step |")
 	for _, v := range versions {
-		b.WriteString(" " + v + " |")
+		b.WriteString(" " + columnHeader(v, runs[v]) + " |")
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(versions)) + "\n")
 	var rows []*Observation
@@ -81,6 +91,16 @@ func WriteMatrix(w io.Writer, versions []string, runs map[string]*Observer) erro
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func columnHeader(requested string, r *Observer) string {
+	switch {
+	case r == nil || r.KubernetesVersion == "":
+		return requested + " (not observed)"
+	case r.KubernetesVersion != requested:
+		return requested + " (observed " + r.KubernetesVersion + ")"
+	}
+	return r.KubernetesVersion
 }
 
 func matrixCell(o *Observation) string {

@@ -120,8 +120,15 @@ func TestMatrix(t *testing.T) {
 	play(a)
 	play(b)
 	b.Steps[1].Status, b.Steps[1].Result = 401, steps.Passed
+	if a.KubernetesVersion != "v1.37.2" {
+		t.Errorf("observed version %q, want the ClusterState event's v1.37.2", a.KubernetesVersion)
+	}
+	// a asked for v1.34.4 but its ClusterState said v1.37.2 (one binary
+	// for every column); c never reached a cluster.
+	c := NewObserver()
+	c.Emit(script[0])
 	var out bytes.Buffer
-	if err := WriteMatrix(&out, []string{"v1.34.4", "v1.37.2", "v1.99.0"}, map[string]*Observer{"v1.34.4": a, "v1.37.2": b}); err != nil {
+	if err := WriteMatrix(&out, []string{"v1.34.4", "v1.37.2", "v1.36.3", "v1.99.0"}, map[string]*Observer{"v1.34.4": a, "v1.37.2": b, "v1.36.3": c}); err != nil {
 		t.Fatal(err)
 	}
 	golden.RequireEqual(t, out.Bytes())

@@ -2,6 +2,8 @@ package app
 
 import (
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -9,18 +11,28 @@ import (
 	"github.com/anonlab/anonlab/steps"
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/backends"
+	"github.com/anonlab/anonlab/steps/cluster/existing"
+	"github.com/anonlab/anonlab/steps/cluster/kind"
+	"github.com/anonlab/anonlab/steps/cluster/local"
 	"github.com/anonlab/anonlab/steps/report"
 )
 
 func newMatrix(streams IOStreams) *cobra.Command {
-	var versions, backend, lang, file string
+	var versions, backend, binariesDir, nodeImage, lang, file string
 	cmd := &cobra.Command{
 		Use:   "matrix [SCENARIO | --file PATH] --kubernetes-versions V1,V2,...",
 		Short: "Run a scenario on several Kubernetes versions and print a Markdown table of what each step observed",
 		Long: `Run a scenario on each Kubernetes version in turn (binaries built one
 version at a time when they are not cached) and print a Markdown table: a
 row per step, a column per version, each cell the HTTP status observed and
-whether the expectations held. Exit 1 when any expectation failed.`,
+whether the expectations held. Each column's header is the version the
+apiserver reported on /version. Exit 1 when any expectation failed, or
+when two columns ran the same version.
+
+A binaries directory (--binaries-dir, $ANONLAB_BINARIES_DIR,
+$KUBEBUILDER_ASSETS), a node image (--node-image, $ANONLAB_NODE_IMAGE) or
+the existing backend gives every version the same kube-apiserver: with
+one of them, give one version.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if (len(args) == 1) == (file != "") || len(args) > 1 {
 				return usageError("give a scenario name (see anonlab list) or --file PATH")
@@ -34,19 +46,26 @@ whether the expectations held. Exit 1 when any expectation failed.`,
 			}
 			var vs []string
 			for _, v := range strings.Split(versions, ",") {
-				if v = strings.TrimSpace(v); v != "" {
-					vs = append(vs, v)
+				if v = strings.TrimSpace(v); v == "" {
+					continue
 				}
+				if slices.Contains(vs, v) {
+					return usageError("--kubernetes-versions: %s is given twice", v)
+				}
+				vs = append(vs, v)
 			}
 			if len(vs) == 0 {
 				return usageError("--kubernetes-versions: give at least one version")
+			}
+			if pins := pinnedBy(backend, binariesDir, nodeImage); len(vs) > 1 && len(pins) > 0 {
+				return usageError("--kubernetes-versions %s: every version would run the same kube-apiserver, fixed by %s; give one version, or drop that", strings.Join(vs, ","), strings.Join(pins, " and "))
 			}
 			ctx, stop := signalContext(c.Context(), streams)
 			defer stop()
 			runs := map[string]*report.Observer{}
 			failed := false
 			for _, v := range vs {
-				b, err := backends.New(backend, backends.Options{KubernetesVersion: v})
+				b, err := backends.New(backend, backends.Options{KubernetesVersion: v, BinariesDir: binariesDir, NodeImage: nodeImage})
 				if err != nil {
 					return &exitError{code: ExitBadUsage, err: err}
 				}
@@ -63,6 +82,9 @@ whether the expectations held. Exit 1 when any expectation failed.`,
 			if err := report.WriteMatrix(streams.Out, vs, runs); err != nil {
 				return err
 			}
+			if err := sameObserved(vs, runs); err != nil {
+				return &exitError{code: ExitFailed, err: err}
+			}
 			if failed || ctx.Err() != nil {
 				return errFailed
 			}
@@ -70,10 +92,58 @@ whether the expectations held. Exit 1 when any expectation failed.`,
 		},
 	}
 	cmd.Flags().StringVar(&versions, "kubernetes-versions", cluster.DefaultKubernetesVersion, "comma-separated Kubernetes releases")
-	cmd.Flags().StringVar(&backend, "backend", "local", "local or kind")
+	cmd.Flags().StringVar(&backend, "backend", local.Name, "local or kind")
+	cmd.Flags().StringVar(&binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory (one version only)")
+	cmd.Flags().StringVar(&nodeImage, "node-image", "", "kind backend: the node image (one version only; default: $ANONLAB_NODE_IMAGE, else the one make kind-node-image built for each version, else kind's)")
 	cmd.Flags().StringVar(&lang, "lang", defaultLang(), "language of the step titles: en or ja")
 	cmd.Flags().StringVar(&file, "file", "", "run the scenario in this YAML file")
 	return cmd
+}
+
+// pinnedBy names what makes backend run the same kube-apiserver whatever
+// version is asked for: an explicit binaries directory (local), node image
+// (kind), or the cluster there is (existing).
+func pinnedBy(backend, binariesDir, nodeImage string) []string {
+	var pins []string
+	set := func(flag, value string, envs ...string) {
+		if value != "" {
+			pins = append(pins, flag+" "+value)
+		}
+		for _, env := range envs {
+			if v := os.Getenv(env); v != "" {
+				pins = append(pins, "$"+env+"="+v)
+			}
+		}
+	}
+	switch backend {
+	case local.Name:
+		set("--binaries-dir", binariesDir, "ANONLAB_BINARIES_DIR", "KUBEBUILDER_ASSETS")
+	case kind.Name:
+		set("--node-image", nodeImage, "ANONLAB_NODE_IMAGE")
+	case backends.Auto:
+		set("--binaries-dir", binariesDir, "ANONLAB_BINARIES_DIR", "KUBEBUILDER_ASSETS")
+		set("--node-image", nodeImage, "ANONLAB_NODE_IMAGE")
+	case existing.Name:
+		pins = append(pins, "--backend existing (the cluster there is)")
+	}
+	return pins
+}
+
+// sameObserved reports two columns whose kube-apiserver said it was the same
+// version: one of them did not run what its header asked for.
+func sameObserved(versions []string, runs map[string]*report.Observer) error {
+	seen := map[string]string{}
+	for _, v := range versions {
+		r := runs[v]
+		if r == nil || r.KubernetesVersion == "" {
+			continue
+		}
+		if first, ok := seen[r.KubernetesVersion]; ok {
+			return fmt.Errorf("the columns %s and %s both ran kube-apiserver %s: the table does not compare versions", first, v, r.KubernetesVersion)
+		}
+		seen[r.KubernetesVersion] = v
+	}
+	return nil
 }
 
 // progressSink shows long work (binary builds, cluster creation) on stderr.
