@@ -33,12 +33,7 @@ func LoadFile(path string) (*Scenario, error) {
 	if err != nil {
 		return nil, &ScenarioError{File: path, Msg: err.Error()}
 	}
-	sc, err := Parse(path, data)
-	if err != nil {
-		return nil, err
-	}
-	sc.dir = filepath.Dir(path)
-	return sc, nil
+	return parse(path, data, filepath.Dir(path))
 }
 
 // List reads every embedded scenario, sorted by name.
@@ -88,7 +83,10 @@ var (
 // Parse decodes and validates a scenario strictly: unknown fields, unknown
 // step kinds, missing or ill-typed values are errors naming file, line and
 // field. Nothing is run.
-func Parse(file string, data []byte) (*Scenario, error) {
+func Parse(file string, data []byte) (*Scenario, error) { return parse(file, data, "") }
+
+// parse is Parse for a scenario whose manifests may also sit in dir.
+func parse(file string, data []byte, dir string) (*Scenario, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlError(file, "", err)
@@ -104,7 +102,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	if err := decodeStrict(file, root, &raw, ""); err != nil {
 		return nil, err
 	}
-	sc := &Scenario{Name: raw.Name, Title: raw.Title, Description: raw.Description, File: file}
+	sc := &Scenario{Name: raw.Name, Title: raw.Title, Description: raw.Description, File: file, dir: dir}
 	if sc.Name == "" {
 		return nil, &ScenarioError{File: file, Line: root.Line, Field: "name", Msg: "required"}
 	}

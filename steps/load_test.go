@@ -267,3 +267,18 @@ func typeName(t reflect.Type) string {
 	}
 	panic("typeName: no YAML name for " + t.String())
 }
+
+// TestLoadFileManifestBeside: a scenario file may name manifests that sit
+// beside it (validated at load, as the embedded ones are).
+func TestLoadFileManifestBeside(t *testing.T) {
+	if _, err := LoadFile("testdata/beside/scenario.yaml"); err != nil {
+		t.Errorf("LoadFile: %v", err)
+	}
+	data, err := os.ReadFile("testdata/beside/scenario.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse("elsewhere.yaml", data); err == nil || !strings.Contains(err.Error(), "no such manifest") {
+		t.Errorf("Parse without the file's directory: %v, want no such manifest", err)
+	}
+}
