@@ -65,34 +65,56 @@ func keyOf(obj *unstructured.Unstructured) objectKey {
 	return objectKey{gvk: obj.GroupVersionKind(), namespace: obj.GetNamespace(), name: obj.GetName()}
 }
 
-// resourceClient maps an object to its REST resource on the cluster.
-func (sc *StepContext) resourceClient(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
-	return resourceClient(sc.Backend.AdminConfig(), obj)
+// resources maps objects to their REST resources on one cluster; the
+// discovery behind it is read once (a run's steps share it).
+type resources struct {
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+	dyn    *dynamic.DynamicClient
 }
 
-func resourceClient(cfg *rest.Config, obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+func newResources(cfg *rest.Config) (*resources, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	gvk := obj.GroupVersionKind()
-	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return nil, fmt.Errorf("find the resource of %s: %w", gvk.Kind, err)
-	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
+	}
+	return &resources{mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), dyn: dyn}, nil
+}
+
+// of returns the client of obj's resource, in its namespace.
+func (r *resources) of(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	gvk := obj.GroupVersionKind()
+	mapping, err := r.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		// A kind new since discovery was read (a CRD just applied).
+		r.mapper.Reset()
+		if mapping, err = r.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return nil, fmt.Errorf("find the resource of %s: %w", gvk.Kind, err)
+		}
 	}
 	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 		ns := obj.GetNamespace()
 		if ns == "" {
 			ns = "default"
 		}
-		return dyn.Resource(mapping.Resource).Namespace(ns), nil
+		return r.dyn.Resource(mapping.Resource).Namespace(ns), nil
 	}
-	return dyn.Resource(mapping.Resource), nil
+	return r.dyn.Resource(mapping.Resource), nil
+}
+
+// resourceClient maps an object to its REST resource on the run's cluster.
+func (sc *StepContext) resourceClient(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	if sc.run.resources == nil {
+		res, err := newResources(sc.Backend.AdminConfig())
+		if err != nil {
+			return nil, err
+		}
+		sc.run.resources = res
+	}
+	return sc.run.resources.of(obj)
 }
 
 func validateManifests(v *Validator, names []string) error {

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"github.com/anonlab/anonlab/steps/cluster"
@@ -94,7 +95,7 @@ func (r *runner) stamp(obj *unstructured.Unstructured) {
 func (sc *StepContext) deleteOwned(ctx context.Context, objs []*unstructured.Unstructured) error {
 	var errs []error
 	for _, obj := range objs {
-		gone, err := deleteIfOwned(ctx, sc.Backend.AdminConfig(), obj, sc.run.owns, sc.Log)
+		gone, err := deleteIfOwned(ctx, sc.resourceClient, obj, sc.run.owns, sc.Log)
 		if err == nil && gone {
 			err = sc.run.forget(recordOf(obj))
 		}
@@ -105,9 +106,10 @@ func (sc *StepContext) deleteOwned(ctx context.Context, objs []*unstructured.Uns
 
 // deleteIfOwned deletes obj when owned says the live object is the lab's,
 // and reports whether it is gone.
-func deleteIfOwned(ctx context.Context, cfg *rest.Config, obj *unstructured.Unstructured, owned func(*unstructured.Unstructured) bool, logf func(string, ...any)) (bool, error) {
+func deleteIfOwned(ctx context.Context, client func(*unstructured.Unstructured) (dynamic.ResourceInterface, error), obj *unstructured.Unstructured,
+	owned func(*unstructured.Unstructured) bool, logf func(string, ...any)) (bool, error) {
 	key := keyOf(obj)
-	rc, err := resourceClient(cfg, obj)
+	rc, err := client(obj)
 	if err != nil {
 		return false, err
 	}
@@ -142,12 +144,16 @@ func Revoke(ctx context.Context, cfg *rest.Config, e *ledger.Entry, logf func(st
 	if !e.Identifies(id.CAFingerprint, id.KubeSystemUID) {
 		return fmt.Errorf("%s now reaches another cluster than the run recorded (CA or kube-system UID differ): nothing deleted", cfg.Host)
 	}
+	res, err := newResources(cfg)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, obj := range objectsOf(e.Objects) {
 		owned := func(live *unstructured.Unstructured) bool {
 			return e.Owns(recordOf(live), live.GetAnnotations()[ledger.RunAnnotation])
 		}
-		gone, err := deleteIfOwned(ctx, cfg, obj, owned, logf)
+		gone, err := deleteIfOwned(ctx, res.of, obj, owned, logf)
 		if err == nil && gone {
 			e.Forget(recordOf(obj))
 			err = e.Save()

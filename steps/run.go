@@ -78,6 +78,7 @@ type runner struct {
 	// memEntry records what the run applied when the backend keeps no
 	// ledger entry.
 	memEntry     *ledger.Entry
+	resources    *resources // the cluster's REST resources, read once
 	clusterUp    bool
 	flagsChanged bool
 	// changeSkipped is the first main step that would have changed the
