@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/anonlab/anonlab/manifests"
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/binaries"
 	"github.com/anonlab/anonlab/steps/cluster/ledger"
@@ -92,6 +93,15 @@ func (b *Backend) AdminConfig() *rest.Config { return rest.CopyConfig(b.cfg) }
 // Dir is the backend's private directory (certificates, keys, logs, data).
 func (b *Backend) Dir() string { return b.dir }
 
+// AuditLogPath is kube-apiserver's audit log (audit.k8s.io/v1 events, one
+// JSON object a line, Metadata level): empty until Create.
+func (b *Backend) AuditLogPath() string {
+	if b.dir == "" {
+		return ""
+	}
+	return filepath.Join(b.dir, auditLog)
+}
+
 // Pids are the process ids of the children that run now.
 func (b *Backend) Pids() []int {
 	var pids []int
@@ -145,6 +155,9 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	b.port = ports[2]
+	if err = writeAuditFiles(b.dir); err != nil {
+		return err
+	}
 	b.entry.URL = "https://127.0.0.1:" + strconv.Itoa(b.port)
 	b.etcd, err = start(binaries.Etcd, filepath.Join(bin, binaries.Etcd), []string{
 		"--name=default",
@@ -179,6 +192,11 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=true",
 		"--enable-admission-plugins=NodeRestriction",
+		"--audit-policy-file=" + filepath.Join(b.dir, auditPolicy),
+		"--audit-log-path=" + filepath.Join(b.dir, auditLog),
+		// The default for the log backend, said here because the lab relies
+		// on it: each event is written before its response is sent.
+		"--audit-log-mode=blocking",
 	}
 	b.cfg = &rest.Config{
 		Host: "https://127.0.0.1:" + strconv.Itoa(b.port),
@@ -216,6 +234,28 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	}
 	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + v.GitVersion + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})
 	return nil
+}
+
+const (
+	auditPolicy = "audit-policy.yaml"
+	auditLog    = "audit.log"
+)
+
+// writeAuditFiles writes the lab's audit policy and creates the empty log,
+// 0600, so that it can be followed before kube-apiserver writes to it.
+func writeAuditFiles(dir string) error {
+	policy, err := manifests.FS.ReadFile(auditPolicy)
+	if err != nil {
+		return fmt.Errorf("read the audit policy: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, auditPolicy), policy, 0o600); err != nil {
+		return fmt.Errorf("write the audit policy: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, auditLog), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create the audit log: %w", err)
+	}
+	return f.Close()
 }
 
 func (b *Backend) writeKubeconfig() error {
