@@ -148,6 +148,9 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = p.write(b.dir); err != nil {
 		return err
 	}
+	if err = writeAuditFiles(b.dir); err != nil {
+		return err
+	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return err
@@ -155,9 +158,6 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	b.port = ports[2]
-	if err = writeAuditFiles(b.dir); err != nil {
-		return err
-	}
 	b.entry.URL = "https://127.0.0.1:" + strconv.Itoa(b.port)
 	b.etcd, err = start(binaries.Etcd, filepath.Join(bin, binaries.Etcd), []string{
 		"--name=default",
