@@ -194,8 +194,8 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		"--enable-admission-plugins=NodeRestriction",
 		"--audit-policy-file=" + filepath.Join(b.dir, auditPolicy),
 		"--audit-log-path=" + filepath.Join(b.dir, auditLog),
-		// The default for the log backend, said here because the lab relies
-		// on it: each event is written before its response is sent.
+		// The log backend's default, said because the lab relies on it: the
+		// request's own goroutine writes its event, before the request ends.
 		"--audit-log-mode=blocking",
 	}
 	b.cfg = &rest.Config{
