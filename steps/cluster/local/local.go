@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/anonlab/anonlab/manifests"
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/binaries"
 	"github.com/anonlab/anonlab/steps/cluster/ledger"
@@ -96,6 +97,15 @@ func (b *Backend) Entry() *ledger.Entry { return b.entry }
 // Dir is the backend's private directory (certificates, keys, logs, data).
 func (b *Backend) Dir() string { return b.dir }
 
+// AuditLogPath is kube-apiserver's audit log (audit.k8s.io/v1 events, one
+// JSON object a line, Metadata level): empty until Create.
+func (b *Backend) AuditLogPath() string {
+	if b.dir == "" {
+		return ""
+	}
+	return filepath.Join(b.dir, auditLog)
+}
+
 // Pids are the process ids of the children that run now.
 func (b *Backend) Pids() []int {
 	var pids []int
@@ -142,6 +152,9 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = p.write(b.dir); err != nil {
 		return err
 	}
+	if err = writeAuditFiles(b.dir); err != nil {
+		return err
+	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return err
@@ -183,6 +196,11 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=true",
 		"--enable-admission-plugins=NodeRestriction",
+		"--audit-policy-file=" + filepath.Join(b.dir, auditPolicy),
+		"--audit-log-path=" + filepath.Join(b.dir, auditLog),
+		// The log backend's default, said because the lab relies on it: the
+		// request's own goroutine writes its event, before the request ends.
+		"--audit-log-mode=blocking",
 	}
 	b.cfg = &rest.Config{
 		Host: "https://127.0.0.1:" + strconv.Itoa(b.port),
@@ -231,6 +249,28 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	}
 	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + v.GitVersion + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})
 	return nil
+}
+
+const (
+	auditPolicy = "audit-policy.yaml"
+	auditLog    = "audit.log"
+)
+
+// writeAuditFiles writes the lab's audit policy and creates the empty log,
+// 0600, so that it can be followed before kube-apiserver writes to it.
+func writeAuditFiles(dir string) error {
+	policy, err := manifests.FS.ReadFile(auditPolicy)
+	if err != nil {
+		return fmt.Errorf("read the audit policy: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, auditPolicy), policy, 0o600); err != nil {
+		return fmt.Errorf("write the audit policy: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, auditLog), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create the audit log: %w", err)
+	}
+	return f.Close()
 }
 
 func (b *Backend) writeKubeconfig() error {
