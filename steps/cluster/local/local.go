@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -258,19 +259,26 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 	return nil
 }
 
-// portTaken is the last error line of a child that exited because its
-// port was taken, else "".
+// portTaken names the child that exited because its port was taken, with
+// the error (the whole last error line if it has no "listen tcp" part),
+// else "".
 func (b *Backend) portTaken() string {
 	for _, p := range []*process{b.etcd, b.apiserver} {
 		if p == nil || p.running() {
 			continue
 		}
 		if line := p.lastError(); bindFailed(line) {
-			return line
+			if short := listenError.FindString(line); short != "" {
+				line = short
+			}
+			return p.name + ": " + line
 		}
 	}
 	return ""
 }
+
+// listenError is Go's error for a failed listen, as both children log it.
+var listenError = regexp.MustCompile(`listen tcp \S+: bind: [^"]+`)
 
 // bindFailed reports whether a child's last error line says it could not
 // listen on its port.
