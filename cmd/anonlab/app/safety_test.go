@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/anonlab/anonlab/steps/cluster/local"
@@ -103,9 +105,9 @@ func TestExistingClusterRefusesGrant(t *testing.T) {
 
 // runUntil starts anonlab run --output json and returns once an event
 // matches, with the process still running.
-func runUntil(t *testing.T, stateDir string, match func(map[string]any) bool) (*exec.Cmd, *bufio.Scanner, string) {
+func runUntil(t *testing.T, stateDir string, match func(map[string]any) bool, flags ...string) (*exec.Cmd, *bufio.Scanner, string) {
 	t.Helper()
-	cmd := exec.Command(anonlabBinary(t), "run", "anonymous-auth", "--backend", "local", "--output", "json")
+	cmd := exec.Command(anonlabBinary(t), append([]string{"run", "anonymous-auth", "--backend", "local", "--output", "json"}, flags...)...)
 	cmd.Env = append(os.Environ(), "ANONLAB_STATE_DIR="+stateDir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -183,27 +185,50 @@ func TestInterrupt(t *testing.T) {
 	}
 }
 
+// TestCleanupAfterSIGKILL kills runs outright. A run's etcd and
+// kube-apiserver die with it (Linux's parent-death signal) unless it keeps
+// its cluster (--keep); cleanup removes what is left: a kept cluster's
+// processes, the run's directory, its ledger entry.
 func TestCleanupAfterSIGKILL(t *testing.T) {
 	needCluster(t)
-	stateDir := t.TempDir()
-	cmd, _, dir := runUntil(t, stateDir, func(e map[string]any) bool { return e["event"] == "http" && e["status"] == 403.0 })
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			stateDir := t.TempDir()
+			var flags []string
+			if keep {
+				flags = append(flags, "--keep")
+			}
+			cmd, _, dir := runUntil(t, stateDir, func(e map[string]any) bool { return e["event"] == "http" && e["status"] == 403.0 }, flags...)
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			if keep && len(processesMentioning(t, dir)) == 0 {
+				t.Fatal("the kept cluster's processes died with the run: cleanup has nothing to stop")
+			}
+			if !keep {
+				err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+					return len(processesMentioning(t, dir)) == 0, nil
+				})
+				if err != nil {
+					t.Errorf("processes of the killed run still run: %v", processesMentioning(t, dir))
+				}
+			}
+			if _, err := os.Stat(dir); err != nil {
+				t.Fatalf("SIGKILL left no directory (%v): the test proves nothing", err)
+			}
+			t.Setenv("ANONLAB_STATE_DIR", stateDir)
+			code, out, errOut := run(t, "status")
+			if code != ExitOK || !strings.Contains(out, "left behind") || !strings.Contains(out, dir) {
+				t.Errorf("status: exit %d, %q %q; want the run's leftovers", code, out, errOut)
+			}
+			code, out, errOut = run(t, "cleanup")
+			if code != ExitOK || !strings.Contains(out, "1 removed") {
+				t.Errorf("cleanup: exit %d, %q %q", code, out, errOut)
+			}
+			assertNothingLeft(t, dir, stateDir)
+		})
 	}
-	_ = cmd.Wait()
-	if len(processesMentioning(t, dir)) == 0 {
-		t.Fatal("SIGKILL left nothing running: the test proves nothing")
-	}
-	t.Setenv("ANONLAB_STATE_DIR", stateDir)
-	code, out, errOut := run(t, "status")
-	if code != ExitOK || !strings.Contains(out, "left behind") || !strings.Contains(out, dir) {
-		t.Errorf("status: exit %d, %q %q; want the run's leftovers", code, out, errOut)
-	}
-	code, out, errOut = run(t, "cleanup")
-	if code != ExitOK || !strings.Contains(out, "1 removed") {
-		t.Errorf("cleanup: exit %d, %q %q", code, out, errOut)
-	}
-	assertNothingLeft(t, dir, stateDir)
 }
 
 func TestConcurrentRuns(t *testing.T) {
