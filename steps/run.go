@@ -90,6 +90,7 @@ type runner struct {
 	opened         []accessAttr
 	results        map[stepKey]string // the last outcome of each step
 	safetyFailures int
+	clients        clientCache // the request steps' HTTP clients
 }
 
 // changer is implemented by step kinds that change the cluster's state
@@ -105,6 +106,7 @@ func (r *runner) emit(e Event) { r.sink.Emit(r.redact(e)) }
 
 func (r *runner) run(ctx context.Context) Summary {
 	start := time.Now()
+	defer r.clients.close()
 	started := ScenarioStarted{
 		Scenario: r.scenario.Name, Title: r.scenario.Title.In(r.opts.lang),
 		Description: r.scenario.Description.In(r.opts.lang), Backend: r.backend.Name(), Lang: r.opts.lang,

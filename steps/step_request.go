@@ -3,10 +3,7 @@ package steps
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
 )
 
@@ -61,12 +59,13 @@ func (q *requestStep) Validate(v *Validator) error {
 func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 	info := sc.Backend.Info()
 	var (
-		client   *http.Client
 		identity string
 		command  string
-		bearer   string
-		err      error
+		config   func() *rest.Config
 	)
+	// The key names the cluster too: a cluster created again in the run
+	// has another CA.
+	key := clientKey{url: info.URL, ca: string(info.CAData)}
 	curl := fmt.Sprintf("curl --cacert %s", shellQuote(info.CAFile))
 	if q.Method == http.MethodHead {
 		curl += " --head"
@@ -80,20 +79,25 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 		if t.value == "" {
 			return fmt.Errorf("token %q was not obtained (its step did not run)", q.Token)
 		}
-		identity, bearer = t.identity, t.value
+		identity, key.credential = t.identity, "token:"+t.value
 		command = fmt.Sprintf(`%s -H "Authorization: Bearer $%s" %s`, curl, t.variable, info.URL+q.Path)
-		client, err = caClient(info.CAData)
+		config = func() *rest.Config {
+			c := rest.AnonymousClientConfig(sc.Backend.AdminConfig())
+			c.BearerToken = t.value
+			return c
+		}
 	case q.As == "admin":
-		identity = info.AdminName
+		identity, key.credential = info.AdminName, "admin"
 		command = fmt.Sprintf("%s get --raw %s", sc.kubectl(), shellQuote(q.Path))
-		client, err = rest.HTTPClientFor(sc.Backend.AdminConfig())
+		config = sc.Backend.AdminConfig
 	default:
-		identity = "anonymous"
+		identity, key.credential = "anonymous", "anonymous"
 		command = fmt.Sprintf("%s %s", curl, info.URL+q.Path)
-		client, err = caClient(info.CAData)
+		config = func() *rest.Config { return rest.AnonymousClientConfig(sc.Backend.AdminConfig()) }
 	}
+	client, err := sc.run.clients.get(key, config)
 	if err != nil {
-		return err
+		return fmt.Errorf("make the HTTP client for %s: %w", identity, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -102,9 +106,6 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
@@ -129,14 +130,43 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 	return nil
 }
 
-// caClient trusts the cluster's CA and nothing else, and sends no
-// credentials: never the article's curl -k.
-func caClient(caPEM []byte) (*http.Client, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("the cluster's CA is not a PEM certificate")
+// clientCache holds a run's HTTP clients, one per identity and cluster,
+// built by client-go from the admin's config (so TLS is verified against
+// the cluster's CA, with its server name): anonymous and token clients are
+// rest.AnonymousClientConfig copies, which carry no admin credential. Their
+// kept-alive connections are closed when the run ends.
+type clientCache struct {
+	byKey map[clientKey]*http.Client
+}
+
+type clientKey struct {
+	credential string // "anonymous", "admin" or "token:" and the token
+	url, ca    string
+}
+
+func (c *clientCache) get(key clientKey, config func() *rest.Config) (*http.Client, error) {
+	if hc, ok := c.byKey[key]; ok {
+		return hc, nil
 	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+	hc, err := rest.HTTPClientFor(config())
+	if err != nil {
+		return nil, err
+	}
+	if c.byKey == nil {
+		c.byKey = map[clientKey]*http.Client{}
+	}
+	c.byKey[key] = hc
+	return hc, nil
+}
+
+// close closes the idle connections of every client; a request in flight
+// keeps its own until it ends. client-go wraps the http.Transport in round
+// trippers that do not pass CloseIdleConnections on: utilnet unwraps them.
+func (c *clientCache) close() {
+	for _, hc := range c.byKey {
+		utilnet.CloseIdleConnectionsFor(hc.Transport)
+	}
+	c.byKey = nil
 }
 
 func pretty(body []byte) string {

@@ -50,7 +50,7 @@ func (f *labFlags) validate() error {
 // stderr) and returns the backend; nothing is started.
 func (f *labFlags) newBackend(ctx context.Context, streams IOStreams) (cluster.Backend, error) {
 	opts := backends.Options{
-		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext, NodeImage: f.nodeImage,
+		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext, NodeImage: f.nodeImage, Keep: f.keep,
 	}
 	name, why := backends.Pick(ctx, f.backend, &opts)
 	if why != "" {

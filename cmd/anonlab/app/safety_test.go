@@ -2,7 +2,9 @@ package app
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -54,9 +58,9 @@ func anonlabBinary(t testing.TB) string {
 
 // runUntil starts anonlab run anonymous-auth --backend local --output json
 // and returns once an event matches, with the process still running.
-func runUntil(t *testing.T, stateDir string, match func(map[string]any) bool) (*exec.Cmd, *bufio.Scanner, string) {
+func runUntil(t *testing.T, stateDir string, match func(map[string]any) bool, flags ...string) (*exec.Cmd, *bufio.Scanner, string) {
 	t.Helper()
-	return startUntil(t, stateDir, []string{"run", "anonymous-auth", "--backend", "local", "--output", "json"}, match)
+	return startUntil(t, stateDir, append([]string{"run", "anonymous-auth", "--backend", "local", "--output", "json"}, flags...), match)
 }
 
 // startUntil starts the anonlab binary with args (a run with --output json)
@@ -142,27 +146,58 @@ func TestInterrupt(t *testing.T) {
 	}
 }
 
+// TestCleanupAfterSIGKILL kills runs outright. A run's etcd and
+// kube-apiserver die with it (Linux's parent-death signal) unless it keeps
+// its cluster (--keep); cleanup removes what is left: a kept cluster's
+// processes, the run's directory, its ledger entry.
 func TestCleanupAfterSIGKILL(t *testing.T) {
 	needCluster(t)
-	stateDir := t.TempDir()
-	cmd, _, dir := runUntil(t, stateDir, func(e map[string]any) bool { return e["event"] == "http" && e["status"] == 403.0 })
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			stateDir := t.TempDir()
+			var flags []string
+			if keep {
+				flags = append(flags, "--keep")
+			}
+			cmd, _, dir := runUntil(t, stateDir, func(e map[string]any) bool { return e["event"] == "http" && e["status"] == 403.0 }, flags...)
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			if keep && len(processesMentioning(t, dir)) == 0 {
+				t.Fatal("the kept cluster's processes died with the run: cleanup has nothing to stop")
+			}
+			if !keep {
+				err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+					return len(processesMentioning(t, dir)) == 0, nil
+				})
+				if err != nil {
+					t.Errorf("processes of the killed run still run: %v", processesMentioning(t, dir))
+				}
+			}
+			if _, err := os.Stat(dir); err != nil {
+				t.Fatalf("SIGKILL left no directory (%v): the test proves nothing", err)
+			}
+			t.Setenv("ANONLAB_STATE_DIR", stateDir)
+			state, removes := "left behind", []string{"cleanup"}
+			if keep {
+				// A kept cluster outlives plain cleanup; --all removes it.
+				state, removes = "kept", []string{"cleanup", "--all"}
+				if code, out, _ := run(t, "cleanup"); code != ExitOK || !strings.Contains(out, "0 removed") {
+					t.Errorf("plain cleanup removed a kept cluster: exit %d\n%s", code, out)
+				}
+			}
+			code, out, errOut := run(t, "status")
+			if code != ExitOK || !strings.Contains(out, state) || !strings.Contains(out, dir) {
+				t.Errorf("status: exit %d, %q %q; want the run's leftovers, %s", code, out, errOut, state)
+			}
+			code, out, errOut = run(t, removes...)
+			if code != ExitOK || !strings.Contains(out, "1 removed") {
+				t.Errorf("%v: exit %d, %q %q", removes, code, out, errOut)
+			}
+			assertNothingLeft(t, dir, stateDir)
+		})
 	}
-	_ = cmd.Wait()
-	if len(processesMentioning(t, dir)) == 0 {
-		t.Fatal("SIGKILL left nothing running: the test proves nothing")
-	}
-	t.Setenv("ANONLAB_STATE_DIR", stateDir)
-	code, out, errOut := run(t, "status")
-	if code != ExitOK || !strings.Contains(out, "left behind") || !strings.Contains(out, dir) {
-		t.Errorf("status: exit %d, %q %q; want the run's leftovers", code, out, errOut)
-	}
-	code, out, errOut = run(t, "cleanup")
-	if code != ExitOK || !strings.Contains(out, "1 removed") {
-		t.Errorf("cleanup: exit %d, %q %q", code, out, errOut)
-	}
-	assertNothingLeft(t, dir, stateDir)
 }
 
 // TestConcurrentRuns: two runs at once get their own ports, directories

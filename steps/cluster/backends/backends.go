@@ -39,6 +39,10 @@ type Options struct {
 	// $KUBECONFIG or ~/.kube/config and its current context.
 	Kubeconfig string
 	Context    string
+	// Keep is --keep: the cluster outlives the lab. local then starts its
+	// processes so that they survive the lab's death (kind's containers
+	// always do).
+	Keep bool
 }
 
 // New returns the backend called name.
@@ -48,7 +52,7 @@ func New(name string, o Options) (cluster.Backend, error) {
 	}
 	switch name {
 	case local.Name:
-		opts := []local.Option{local.WithKubernetesVersion(o.KubernetesVersion)}
+		opts := []local.Option{local.WithKubernetesVersion(o.KubernetesVersion), local.WithKeep(o.Keep)}
 		if dir := BinariesDir(o.BinariesDir); dir != "" {
 			opts = append(opts, local.WithBinariesDir(dir))
 		}

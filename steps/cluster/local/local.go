@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type options struct {
 	version     string
 	binariesDir string
 	readyWithin time.Duration
+	keep        bool
 }
 
 // Option configures the backend.
@@ -46,6 +48,10 @@ func WithBinariesDir(dir string) Option { return func(o *options) { o.binariesDi
 // WithReadyTimeout bounds how long kube-apiserver may take to serve after a
 // start or a flag change before it counts as failed.
 func WithReadyTimeout(d time.Duration) Option { return func(o *options) { o.readyWithin = d } }
+
+// WithKeep makes the processes outlive the lab (--keep): otherwise, on
+// Linux, the system kills them when the lab dies, however it dies.
+func WithKeep(keep bool) Option { return func(o *options) { o.keep = keep } }
 
 // Backend is the local control plane. It is not safe for concurrent use:
 // the engine calls it from one goroutine.
@@ -155,7 +161,75 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = writeAuditFiles(b.dir); err != nil {
 		return err
 	}
-	ports, err := freePorts(3)
+	for attempt := 1; ; attempt++ {
+		err = b.startControlPlane(ctx, p)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		taken := b.portTaken()
+		if taken == "" {
+			break
+		}
+		if attempt == startAttempts {
+			return fmt.Errorf("%w (a port was taken on each of %d attempts)", err, attempt)
+		}
+		// freePorts only finds ports that were free a moment ago; another
+		// program (a concurrent run) bound one since. Start again on others.
+		cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "a port was taken (" + taken + "); starting again on other ports", Elapsed: time.Since(began)})
+		b.apiserver.stop(0)
+		b.etcd.stop(0)
+		b.apiserver, b.etcd = nil, nil
+		if err = os.RemoveAll(filepath.Join(b.dir, "etcd")); err != nil {
+			return fmt.Errorf("remove the data of the etcd that could not start: %w", err)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err = b.writeKubeconfig(); err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(b.cfg)
+	if err != nil {
+		return err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("read apiserver version: %w", err)
+	}
+	id, err := cluster.ReadIdentity(ctx, b.cfg)
+	if err != nil {
+		return err
+	}
+	b.info = cluster.Info{
+		Backend:           Name,
+		KubernetesVersion: v.GitVersion,
+		URL:               b.cfg.Host,
+		CAFile:            filepath.Join(b.dir, "ca.crt"),
+		CAData:            p.caCert,
+		Kubeconfig:        filepath.Join(b.dir, "admin.kubeconfig"),
+		AdminName:         adminUser,
+		CreatedByLab:      true,
+		Disposable:        true,
+		Identity:          id,
+	}
+	b.entry.Created, b.entry.Kubeconfig = true, b.info.Kubeconfig
+	b.entry.CAFingerprint, b.entry.KubeSystemUID = id.CAFingerprint, id.KubeSystemUID
+	if err = b.entry.Save(); err != nil {
+		return err
+	}
+	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + v.GitVersion + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})
+	return nil
+}
+
+// startAttempts bounds how often Create picks other ports after one was
+// taken between freePorts and the child's bind.
+const startAttempts = 5
+
+// startControlPlane starts etcd and kube-apiserver on newly picked ports and
+// waits until kube-apiserver is ready.
+func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
+	ports, err := pickPorts(3)
 	if err != nil {
 		return err
 	}
@@ -163,7 +237,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	b.port = ports[2]
 	b.entry.URL = "https://127.0.0.1:" + strconv.Itoa(b.port)
-	b.etcd, err = start(binaries.Etcd, filepath.Join(bin, binaries.Etcd), []string{
+	b.etcd, err = start(binaries.Etcd, filepath.Join(b.bin, binaries.Etcd), []string{
 		"--name=default",
 		"--data-dir=" + filepath.Join(b.dir, "etcd"),
 		"--listen-client-urls=" + etcdURL, "--advertise-client-urls=" + etcdURL,
@@ -171,7 +245,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		"--initial-cluster=default=" + peerURL,
 		"--listen-metrics-urls=", // no extra listener
 		"--unsafe-no-fsync",      // a throw-away lab store; fsync only slows it
-	}, filepath.Join(b.dir, "etcd.log"))
+	}, filepath.Join(b.dir, "etcd.log"), !b.opts.keep)
 	if err != nil {
 		return err
 	}
@@ -215,40 +289,34 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = b.startAPIServer(ctx, b.baseArgs); err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
 	}
-	if err = b.writeKubeconfig(); err != nil {
-		return err
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(b.cfg)
-	if err != nil {
-		return err
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return fmt.Errorf("read apiserver version: %w", err)
-	}
-	id, err := cluster.ReadIdentity(ctx, b.cfg)
-	if err != nil {
-		return err
-	}
-	b.info = cluster.Info{
-		Backend:           Name,
-		KubernetesVersion: v.GitVersion,
-		URL:               b.cfg.Host,
-		CAFile:            filepath.Join(b.dir, "ca.crt"),
-		CAData:            p.caCert,
-		Kubeconfig:        filepath.Join(b.dir, "admin.kubeconfig"),
-		AdminName:         adminUser,
-		CreatedByLab:      true,
-		Disposable:        true,
-		Identity:          id,
-	}
-	b.entry.Created, b.entry.Kubeconfig = true, b.info.Kubeconfig
-	b.entry.CAFingerprint, b.entry.KubeSystemUID = id.CAFingerprint, id.KubeSystemUID
-	if err = b.entry.Save(); err != nil {
-		return err
-	}
-	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + v.GitVersion + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})
 	return nil
+}
+
+// portTaken names the child that exited because its port was taken, with
+// the error (the whole last error line if it has no "listen tcp" part),
+// else "".
+func (b *Backend) portTaken() string {
+	for _, p := range []*process{b.etcd, b.apiserver} {
+		if p == nil || p.running() {
+			continue
+		}
+		if line := p.lastError(); bindFailed(line) {
+			if short := listenError.FindString(line); short != "" {
+				line = short
+			}
+			return p.name + ": " + line
+		}
+	}
+	return ""
+}
+
+// listenError is Go's error for a failed listen, as both children log it.
+var listenError = regexp.MustCompile(`listen tcp \S+: bind: [^"]+`)
+
+// bindFailed reports whether a child's last error line says it could not
+// listen on its port.
+func bindFailed(line string) bool {
+	return strings.Contains(line, "address already in use") || strings.Contains(line, "bind:")
 }
 
 const (
@@ -285,7 +353,7 @@ func (b *Backend) writeKubeconfig() error {
 // startAPIServer starts kube-apiserver with args and polls its /readyz as
 // the admin until it answers 200, it exits, or the bound passes.
 func (b *Backend) startAPIServer(ctx context.Context, args []string) error {
-	p, err := start(binaries.KubeAPIServer, filepath.Join(b.bin, binaries.KubeAPIServer), args, filepath.Join(b.dir, "kube-apiserver.log"))
+	p, err := start(binaries.KubeAPIServer, filepath.Join(b.bin, binaries.KubeAPIServer), args, filepath.Join(b.dir, "kube-apiserver.log"), !b.opts.keep)
 	if err != nil {
 		return err
 	}
@@ -399,6 +467,9 @@ func (b *Backend) restart(ctx context.Context, args []string) error {
 // Destroy implements cluster.Backend. The processes are killed rather than
 // shut down gracefully: everything they hold is deleted with them.
 func (b *Backend) Destroy(context.Context) error {
+	if b.http != nil {
+		b.http.CloseIdleConnections()
+	}
 	b.apiserver.stop(0)
 	b.etcd.stop(0)
 	b.apiserver, b.etcd = nil, nil
@@ -422,6 +493,9 @@ func (b *Backend) record() error {
 	}
 	return b.entry.Save()
 }
+
+// pickPorts is freePorts; a test makes it return a port it holds.
+var pickPorts = freePorts
 
 func freePorts(n int) ([]int, error) {
 	var ports []int

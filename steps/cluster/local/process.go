@@ -21,17 +21,16 @@ type process struct {
 	err     error // set before exited is closed
 }
 
-func start(name, bin string, args []string, logPath string) (*process, error) {
+// start runs bin; dieWithLab asks the system to kill it when the lab dies
+// (see startChild).
+func start(name, bin string, args []string, logPath string, dieWithLab bool) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Own process group: a Ctrl-C on the terminal reaches the lab, which
-	// then stops its children in order, instead of reaching them directly.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startChild(cmd, dieWithLab); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
