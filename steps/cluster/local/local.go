@@ -438,6 +438,8 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 		// apiserver to revoke what the run granted.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.readyWithin)
 		defer cancel()
+		// The refused apiserver serves no one: no graceful shutdown for it.
+		b.apiserver.stop(0)
 		if rerr := b.restart(rctx, previous); rerr != nil {
 			return fmt.Errorf("roll back kube-apiserver flags after %v: %w", err, rerr)
 		}
