@@ -34,7 +34,7 @@ func TestAudit(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			results, err := audit(tc.args, read)
+			results, err := cisAudit(tc.args, read)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +45,7 @@ func TestAudit(t *testing.T) {
 			}
 		})
 	}
-	if _, err := audit([]string{"--authentication-config=/missing.yaml"}, read); err == nil {
+	if _, err := cisAudit([]string{"--authentication-config=/missing.yaml"}, read); err == nil {
 		t.Error("a missing AuthenticationConfiguration was not reported")
 	}
 }

@@ -84,6 +84,21 @@ type HTTPExchange struct {
 	// Body is the response body, pretty-printed when it is JSON.
 	Body       string `json:"body,omitempty"`
 	DurationMS int64  `json:"durationMs"`
+	// Audit is what kube-apiserver's audit log says of the request, where
+	// the backend has one the lab reads.
+	Audit *AuditRecord `json:"audit,omitempty"`
+}
+
+// AuditRecord is why a request got its answer, as kube-apiserver's audit
+// log tells it: who authentication said it was (User empty: it failed),
+// and authorization's decision and reason.
+type AuditRecord struct {
+	User     string   `json:"user"`
+	Groups   []string `json:"groups,omitempty"`
+	Decision string   `json:"decision"`
+	Reason   string   `json:"reason"`
+	// Why says the same in a sentence, in the run's language.
+	Why string `json:"why"`
 }
 
 // Check is one expectation's outcome.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anonlab/anonlab/steps/audit"
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
@@ -77,8 +78,12 @@ type runner struct {
 	skippedTokens map[string]string
 	// memEntry records what the run applied when the backend keeps no
 	// ledger entry.
-	memEntry     *ledger.Entry
-	resources    *resources // the cluster's REST resources, read once
+	memEntry  *ledger.Entry
+	resources *resources // the cluster's REST resources, read once
+	// audit follows kube-apiserver's audit log, where the backend has one.
+	audit        *audit.Tail
+	stopAudit    context.CancelFunc
+	requests     int // requests sent, to tell their audit records apart
 	clusterUp    bool
 	flagsChanged bool
 	// changeSkipped is the first main step that would have changed the
@@ -176,6 +181,7 @@ func (r *runner) run(ctx context.Context) Summary {
 		_, _ = r.step(cctx, i, st, true)
 	}
 	r.safetyNet(cctx)
+	r.unfollowAudit()
 	sum := Summary{Failed: r.safetyFailures, DurationMS: ms(time.Since(start))}
 	for _, status := range r.results {
 		switch status {
@@ -238,6 +244,31 @@ func (r *runner) step(ctx context.Context, i int, st *Step, cleanup bool) (strin
 	r.results[stepKey{cleanup, i}] = fin.Status
 	r.emit(fin)
 	return fin.Status, err
+}
+
+// followAudit starts reading kube-apiserver's audit log, where the backend
+// has one; the request steps then say why each answer was what it was.
+func (r *runner) followAudit(ctx context.Context, sc *StepContext) {
+	al, ok := r.backend.(cluster.AuditLogReader)
+	if !ok || al.AuditLogPath() == "" || r.audit != nil {
+		return
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t, err := audit.Follow(actx, al.AuditLogPath())
+	if err != nil {
+		cancel()
+		sc.Log("cannot read kube-apiserver's audit log: %v", err)
+		return
+	}
+	r.audit, r.stopAudit = t, cancel
+}
+
+func (r *runner) unfollowAudit() {
+	if r.stopAudit != nil {
+		r.stopAudit()
+		<-r.audit.Done()
+	}
+	r.audit, r.stopAudit = nil, nil
 }
 
 // action runs the step's action; a panic in it fails the step (with the

@@ -129,9 +129,9 @@ type cisResult struct {
 	why     string
 }
 
-// audit judges every control from kube-apiserver's flags; readFile reads
+// cisAudit judges every control from kube-apiserver's flags; readFile reads
 // the AuthenticationConfiguration the flags name, when there is one.
-func audit(args []string, readFile func(string) ([]byte, error)) ([]cisResult, error) {
+func cisAudit(args []string, readFile func(string) ([]byte, error)) ([]cisResult, error) {
 	flags := map[string]string{}
 	for _, a := range args {
 		name, value, _ := strings.Cut(a, "=")
@@ -171,7 +171,7 @@ func (c *cisStep) Run(ctx context.Context, sc *StepContext) error {
 	if fr, ok := sc.Backend.(cluster.APIServerFileReader); ok {
 		readFile = func(path string) ([]byte, error) { return fr.ReadAPIServerFile(ctx, path) }
 	}
-	results, err := audit(args, readFile)
+	results, err := cisAudit(args, readFile)
 	if err != nil {
 		return err
 	}

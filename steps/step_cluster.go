@@ -29,6 +29,7 @@ func (c *clusterStep) Run(ctx context.Context, sc *StepContext) error {
 			sc.run.revoke(ctx)
 			sc.run.checkClosed(ctx)
 		}
+		sc.run.unfollowAudit()
 		err := sc.Backend.Destroy(ctx)
 		sc.run.clusterUp = false
 		sc.clusterState(nil, false)
@@ -38,6 +39,7 @@ func (c *clusterStep) Run(ctx context.Context, sc *StepContext) error {
 		return err
 	}
 	sc.run.clusterUp = true
+	sc.run.followAudit(ctx, sc)
 	info := sc.Backend.Info()
 	if sc.run.opts.keep && info.Disposable {
 		// Kept clusters are left by plain `anonlab cleanup`.

@@ -13,6 +13,8 @@ import (
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
+
+	"github.com/anonlab/anonlab/steps/audit"
 )
 
 // requestStep sends one HTTP request to the apiserver as an identity:
@@ -106,6 +108,9 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	sc.run.requests++
+	ua := audit.UserAgent(sc.run.entry().ID, fmt.Sprintf("%s.%d", sc.Step.ID, sc.run.requests))
+	req.Header.Set("User-Agent", ua)
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
@@ -122,12 +127,32 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 		r.Reason, r.Message = status.Reason, status.Message
 	}
 	sc.response = r
+	took := time.Since(start)
 	sc.run.emit(HTTPExchange{
 		Step: sc.Step.ID, Identity: identity, Method: q.Method, Path: q.Path, URL: info.URL + q.Path,
 		Command: command, Status: resp.StatusCode, StatusText: http.StatusText(resp.StatusCode),
-		Reason: r.Reason, Message: r.Message, Body: pretty(body), DurationMS: ms(time.Since(start)),
+		Reason: r.Reason, Message: r.Message, Body: pretty(body), DurationMS: ms(took),
+		Audit: sc.auditRecord(ctx, ua, identity != "anonymous"),
 	})
 	return nil
+}
+
+// auditRecord is the audit log's record of the request sent with user
+// agent ua, or nil when the backend has no audit log the lab reads. In
+// blocking mode kube-apiserver writes it before it answers, so it is there
+// at once; the bound only keeps a missing one from holding the run.
+func (sc *StepContext) auditRecord(ctx context.Context, ua string, sentCredentials bool) *AuditRecord {
+	t := sc.run.audit
+	if t == nil {
+		return nil
+	}
+	o, err := audit.Find(ctx, t.C(), audit.SentWith(ua), 2*time.Second, nil)
+	if err != nil {
+		sc.Log("no audit record of this request: %v", err)
+		return nil
+	}
+	return &AuditRecord{User: o.User, Groups: o.Groups, Decision: o.Decision, Reason: o.AuthzReason,
+		Why: audit.ExplainIn(o, sc.Lang(), audit.SentCredentials(sentCredentials))}
 }
 
 // clientCache holds a run's HTTP clients, one per identity and cluster,

@@ -156,6 +156,12 @@ func ReportProgress(ctx context.Context, p Progress) {
 	}
 }
 
+// AuditLogReader is implemented by backends whose kube-apiserver writes an
+// audit log (audit.k8s.io/v1 events, one a line) that the lab can read.
+type AuditLogReader interface {
+	AuditLogPath() string
+}
+
 // ChangeDescriber is implemented by backends that can say how a person
 // would make an APIServerChange by hand on them.
 type ChangeDescriber interface {

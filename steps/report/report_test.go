@@ -57,6 +57,17 @@ func TestText(t *testing.T) {
 	}
 }
 
+// TestTextShowsWhy: an exchange with an audit record gets a why line.
+func TestTextShowsWhy(t *testing.T) {
+	var out bytes.Buffer
+	txt := NewText(&out, &bytes.Buffer{})
+	txt.Emit(steps.HTTPExchange{Step: "x", Identity: "anonymous", Status: 403, StatusText: "Forbidden", Command: "curl",
+		Audit: &steps.AuditRecord{User: "system:anonymous", Decision: "forbid", Why: "authenticated as system:anonymous (groups system:unauthenticated) → authorization: forbid"}})
+	if !strings.Contains(out.String(), "why: authenticated as system:anonymous (groups system:unauthenticated) → authorization: forbid") {
+		t.Errorf("no why line:\n%s", out.String())
+	}
+}
+
 func TestJSONLines(t *testing.T) {
 	var out bytes.Buffer
 	play(NewJSONLines(&out))

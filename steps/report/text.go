@@ -70,6 +70,9 @@ func (t *Text) Emit(e steps.Event) {
 	case steps.HTTPExchange:
 		fmt.Fprintf(t.out, "\n%s$ %s\n", indent, ev.Command)
 		fmt.Fprintf(t.out, "%s%d %s  (%s, %d ms)\n", indent, ev.Status, ev.StatusText, ev.Identity, ev.DurationMS)
+		if ev.Audit != nil {
+			fmt.Fprintf(t.out, "%swhy: %s\n", indent, ev.Audit.Why)
+		}
 		if ev.Body != "" {
 			fmt.Fprintln(t.out, indentBody(ev.Body, indent, t.bodyLines))
 		}

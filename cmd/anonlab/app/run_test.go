@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,9 +46,16 @@ func TestRunArticleLocal(t *testing.T) {
 		Message  string `json:"message"`
 		Body     string `json:"body"`
 		Command  string `json:"command"`
-		Passed   *int   `json:"passed"`
-		Failed   *int   `json:"failed"`
-		Skipped  *int   `json:"skipped"`
+		Audit    *struct {
+			User     string   `json:"user"`
+			Groups   []string `json:"groups"`
+			Decision string   `json:"decision"`
+			Reason   string   `json:"reason"`
+			Why      string   `json:"why"`
+		} `json:"audit"`
+		Passed  *int `json:"passed"`
+		Failed  *int `json:"failed"`
+		Skipped *int `json:"skipped"`
 	}
 	var https []event
 	var last event
@@ -91,6 +99,24 @@ func TestRunArticleLocal(t *testing.T) {
 				i, g.Identity, g.Method, g.Path, g.Status, g.Reason, g.Message, w.identity, w.path, w.status, w.reason, w.msg)
 		}
 	}
+	// Why, from kube-apiserver's audit log: authorization refused an
+	// authenticated system:anonymous (403), RBAC allowed it through the
+	// article's binding (200), authentication refused the request (401).
+	for i, e := range https {
+		if e.Audit == nil {
+			t.Fatalf("http event %d (%s %d) has no audit object", i, e.Path, e.Status)
+		}
+	}
+	if a := https[1].Audit; a.User != "system:anonymous" || !slices.Equal(a.Groups, []string{"system:unauthenticated"}) || a.Decision != "forbid" {
+		t.Errorf("audit of the 403: %+v", a)
+	}
+	if a := https[3].Audit; a.Decision != "allow" || !strings.Contains(a.Reason, `ClusterRoleBinding "my-cluster-role-binding"`) {
+		t.Errorf("audit of the 200: %+v", a)
+	}
+	if a := https[4].Audit; a.User != "" || a.Why != "not authenticated (401): anonymous requests are off" {
+		t.Errorf("audit of the 401: %+v", a)
+	}
+
 	var names []string
 	var list struct {
 		Items []struct{ Metadata struct{ Name string } }

@@ -154,3 +154,18 @@ func namespaceList() string {
 	return "{\n  \"kind\": \"NamespaceList\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {\n    \"resourceVersion\": \"213\"\n  },\n  \"items\": [\n" +
 		strings.Join(items, ",\n") + "\n  ]\n}\n"
 }
+
+// TestExchangeShowsWhy: an exchange with an audit record shows why the
+// answer was what it was beside the status; one without shows no such line.
+func TestExchangeShowsWhy(t *testing.T) {
+	m := NewWalkthrough(nil)
+	ex := steps.HTTPExchange{Method: "GET", Path: "/api", Identity: "anonymous", Status: 401, StatusText: "Unauthorized",
+		Command: "curl --cacert ca.crt https://127.0.0.1:6443/api"}
+	if got := plain(m.exchange(ex, nil, 100)); strings.Contains(got, "Why") {
+		t.Errorf("no audit record, yet a Why line:\n%s", got)
+	}
+	ex.Audit = &steps.AuditRecord{Why: "not authenticated (401): anonymous requests are off"}
+	if got := plain(m.exchange(ex, nil, 100)); !strings.Contains(got, "Why      not authenticated (401): anonymous requests are off") {
+		t.Errorf("the audit record's why is not shown:\n%s", got)
+	}
+}

@@ -447,6 +447,10 @@ func (m Walkthrough) exchange(ex steps.HTTPExchange, checks []steps.Check, w int
 	b.WriteString(m.st.label.Render("Request ") + " " + hang(fmt.Sprintf("%s %s · as %s", ex.Method, ex.Path, ex.Identity), w, 9) + "\n")
 	status := fmt.Sprintf("%d %s", ex.Status, ex.StatusText)
 	b.WriteString(m.st.label.Render("Response") + " " + m.st.title.Render(status) + m.st.dim.Render(fmt.Sprintf(" · %d ms", ex.DurationMS)))
+	if ex.Audit != nil {
+		// What kube-apiserver's audit log says: why this answer.
+		b.WriteString("\n" + m.st.label.Render("Why     ") + " " + hang(ex.Audit.Why, w, 9))
+	}
 	if len(checks) > 0 {
 		b.WriteString("\n" + m.st.label.Render("Checks"))
 		for _, c := range checks {
