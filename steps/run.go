@@ -173,9 +173,16 @@ func (r *runner) run(ctx context.Context) Summary {
 	// CLI's business (it forces the exit).
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.cleanupIn)
 	defer cancel()
+	// Interrupted on a cluster that is deleted next, only the deletion is
+	// worth waiting for: all the run changed goes with the cluster.
+	hurry := ctx.Err() != nil && r.destroysCluster() && r.backend.Info().Disposable
 	for i, st := range r.scenario.Cleanup {
-		if !r.clusterUp && st.Kind != "cluster" {
+		switch {
+		case !r.clusterUp && st.Kind != "cluster":
 			r.skip(i, st, true, "the cluster is not running")
+			continue
+		case hurry && st.Kind != "cluster":
+			r.skip(i, st, true, "interrupted: the cluster is deleted next, and all the run changed in it with it")
 			continue
 		}
 		_, _ = r.step(cctx, i, st, true)

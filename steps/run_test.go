@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -337,7 +338,9 @@ steps:
 }
 
 // Ctrl-C in the middle of a step interrupts it, skips the rest, and the
-// cleanup still runs on a context of its own.
+// cleanup still runs on a context of its own. When the cluster is deleted
+// next, only the deletion runs (all the run changed goes with it); a kept
+// cluster gets the whole cleanup.
 func TestRunCancelled(t *testing.T) {
 	const scenario = `
 name: cancelled
@@ -352,26 +355,41 @@ steps:
     apiserverFlags: {set: [--anonymous-auth=false]}
   - {id: after, title: after, request: {as: admin, path: /api}}
 `
-	b := newBackend(t, clustertest.Hold(clustertest.OpReconfigure, make(chan struct{}), cluster.Progress{Phase: "wait", Detail: "polling /readyz"}))
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	rec := &recorder{onEmit: func(e steps.Event) {
-		if p, ok := e.(steps.Progress); ok && p.Step == "disable" {
-			cancel() // the restart is under way
-		}
-	}}
-	sum := steps.Run(ctx, parse(t, scenario+cleanupSteps), b, rec)
-	wantOutcomes(t, rec.events, []outcome{
-		{"create", false, steps.Passed}, {"grant", false, steps.Passed}, {"disable", false, steps.Failed}, {"after", false, steps.Skipped},
-		{"revoke", true, steps.Passed}, {"restore", true, steps.Skipped}, {"destroy", true, steps.Passed},
-	})
-	if f := finishedStep(t, rec.events, "disable"); !strings.HasPrefix(f.Error, "interrupted: ") || !strings.Contains(f.Error, context.Canceled.Error()) {
-		t.Errorf("the interrupted step's error is %q", f.Error)
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			b := newBackend(t, clustertest.Hold(clustertest.OpReconfigure, make(chan struct{}), cluster.Progress{Phase: "wait", Detail: "polling /readyz"}))
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			rec := &recorder{onEmit: func(e steps.Event) {
+				if p, ok := e.(steps.Progress); ok && p.Step == "disable" {
+					cancel() // the restart is under way
+				}
+			}}
+			sum := steps.Run(ctx, parse(t, scenario+cleanupSteps), b, rec, steps.WithKeepCluster(keep))
+			want := []outcome{
+				{"create", false, steps.Passed}, {"grant", false, steps.Passed}, {"disable", false, steps.Failed}, {"after", false, steps.Skipped},
+				{"revoke", true, steps.Skipped}, {"restore", true, steps.Skipped}, {"destroy", true, steps.Passed},
+			}
+			if keep {
+				want[4].Status, want[5].Status, want[6].Status = steps.Passed, steps.Passed, steps.Skipped
+			}
+			wantOutcomes(t, rec.events, want)
+			if f := finishedStep(t, rec.events, "disable"); !strings.HasPrefix(f.Error, "interrupted: ") || !strings.Contains(f.Error, context.Canceled.Error()) {
+				t.Errorf("the interrupted step's error is %q", f.Error)
+			}
+			if f := finishedStep(t, rec.events, "after"); f.Error != "interrupted" {
+				t.Errorf("the step after Ctrl-C was skipped with %q, want interrupted", f.Error)
+			}
+			if f := finishedStep(t, rec.events, "revoke"); !keep && !strings.Contains(f.Error, "the cluster is deleted next") {
+				t.Errorf("revoke skipped with %q, want the reason", f.Error)
+			}
+			if keep {
+				wantSummary(t, sum, 4, 1, 2)
+			} else {
+				wantSummary(t, sum, 3, 1, 3)
+			}
+		})
 	}
-	if f := finishedStep(t, rec.events, "after"); f.Error != "interrupted" {
-		t.Errorf("the step after Ctrl-C was skipped with %q, want interrupted", f.Error)
-	}
-	wantSummary(t, sum, 4, 1, 2)
 }
 
 // apiserverGet sends an anonymous request to the fake, as a person with

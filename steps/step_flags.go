@@ -94,6 +94,9 @@ func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 		sc.Command(d.DescribeChange(change))
 	}
 	sc.run.flagsChanged = true
+	if sc.run.destroysCluster() && sc.Backend.Info().Disposable {
+		ctx = cluster.WithoutRollbackOnCancel(ctx)
+	}
 	err := rc.ReconfigureAPIServer(ctx, change)
 	sc.clusterState(currentArgs(ctx, sc.Backend), true)
 	want := sc.Step.Expect

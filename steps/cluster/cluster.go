@@ -143,6 +143,22 @@ type Progress struct {
 
 type progressKey struct{}
 
+type noRollbackKey struct{}
+
+// WithoutRollbackOnCancel returns a context whose cancellation (Ctrl-C)
+// during ReconfigureAPIServer needs no rollback: the cluster is deleted
+// next, so a backend may return at once instead of restarting the previous
+// kube-apiserver.
+func WithoutRollbackOnCancel(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRollbackKey{}, true)
+}
+
+// RollbackOnCancel reports whether an interrupted change must be rolled back.
+func RollbackOnCancel(ctx context.Context) bool {
+	no, _ := ctx.Value(noRollbackKey{}).(bool)
+	return !no
+}
+
 // WithProgress returns a context whose backend operations report progress
 // to fn.
 func WithProgress(ctx context.Context, fn func(Progress)) context.Context {

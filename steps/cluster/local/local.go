@@ -440,6 +440,9 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 		defer cancel()
 		// The refused apiserver serves no one: no graceful shutdown for it.
 		b.apiserver.stop(0)
+		if ctx.Err() != nil && !cluster.RollbackOnCancel(ctx) {
+			return fmt.Errorf("interrupted while kube-apiserver restarted (not rolled back: the cluster is deleted next): %w", err)
+		}
 		if rerr := b.restart(rctx, previous); rerr != nil {
 			return fmt.Errorf("roll back kube-apiserver flags after %v: %w", err, rerr)
 		}
