@@ -19,7 +19,9 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -184,18 +186,19 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	}
 	b.name = name
 	kubeconfig := filepath.Join(b.dir, "kubeconfig")
-	provider := kindcluster.NewProvider(kindcluster.ProviderWithLogger(progressLogger{report: report}), b.rt.providerOption())
 	report(fmt.Sprintf("creating kind cluster %s from %s on %s %s", name, image, b.rt.Name, b.rt.Version), false)
-	if err = provider.Create(name,
+	if err = b.createCluster(ctx, name, report,
 		kindcluster.CreateWithNodeImage(image),
 		kindcluster.CreateWithV1Alpha4Config(config),
-		kindcluster.CreateWithWaitForReady(b.opts.createWithin),
+		// No wait in kind: it cannot be interrupted (waitNodeReady can).
+		kindcluster.CreateWithWaitForReady(0),
 		kindcluster.CreateWithKubeconfigPath(kubeconfig),
 		kindcluster.CreateWithDisplayUsage(false),
 		kindcluster.CreateWithDisplaySalutation(false),
 	); err != nil {
-		return fmt.Errorf("create kind cluster %s: %w%s", name, err, runOutput(err))
+		return err
 	}
+	provider := kindcluster.NewProvider(b.rt.providerOption())
 	all, err := provider.ListNodes(name)
 	if err != nil {
 		return fmt.Errorf("list the nodes of kind cluster %s: %w", name, err)
@@ -206,6 +209,9 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	}
 	b.node = cps[0]
 	if err = b.connect(kubeconfig); err != nil {
+		return err
+	}
+	if err = b.waitNodeReady(ctx, report); err != nil {
 		return err
 	}
 	if b.manifest, err = b.readNode(ctx, manifestPath); err != nil {
@@ -229,6 +235,137 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		return err
 	}
 	report(fmt.Sprintf("kind cluster %s: kube-apiserver %s serves at %s (node %s)", name, v.GitVersion, b.cfg.Host, b.node), true)
+	return nil
+}
+
+// stopWithin bounds how long Create waits, once interrupted, for kind's
+// create to give up.
+const stopWithin = 8 * time.Second
+
+// createCluster runs kind's create, which takes no context, on a goroutine.
+// When ctx is done it removes the cluster's node containers, again and
+// again while kind runs (a node may appear after the first removal): each
+// of kind's steps after the nodes are made runs a command in a node, so it
+// fails at once, and kind deletes what is left. kind's progress comes back
+// through a channel and is reported from this goroutine, as every other
+// report is.
+func (b *Backend) createCluster(ctx context.Context, name string, report func(string, bool), opts ...kindcluster.CreateOption) error {
+	type line struct {
+		detail string
+		done   bool
+	}
+	lines := make(chan line)
+	quit := make(chan struct{})
+	defer close(quit)
+	logger := progressLogger{report: func(detail string, done bool) {
+		select {
+		case lines <- line{detail, done}:
+		case <-quit: // nobody listens any more
+		}
+	}}
+	provider := kindcluster.NewProvider(kindcluster.ProviderWithLogger(logger), b.rt.providerOption())
+	created := make(chan error, 1)
+	go func() { created <- provider.Create(name, opts...) }()
+	wrap := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("create kind cluster %s: %w%s", name, err, runOutput(err))
+	}
+	for ctx.Err() == nil {
+		select {
+		case l := <-lines:
+			report(l.detail, l.done)
+		case err := <-created:
+			return wrap(err)
+		case <-ctx.Done():
+		}
+	}
+
+	stopped := time.Now()
+	report("interrupted: removing the nodes of kind cluster "+name+" so that kind stops", false)
+	deadline := time.NewTimer(stopWithin)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var removeErr error
+	for {
+		removeErr = b.removeNodes(name)
+		select {
+		case l := <-lines:
+			report(l.detail, l.done)
+		case err := <-created:
+			report(fmt.Sprintf("kind stopped %s after the interrupt (%v)", time.Since(stopped).Round(time.Millisecond), err), false)
+			return ctx.Err()
+		case <-tick.C:
+		case <-deadline.C:
+			// kind is stuck in a call that has no node to fail on. Whatever
+			// it still makes is removed when it returns; until then the
+			// ledger entry stays, for anonlab cleanup should the lab die.
+			entry, dir := b.entry, b.dir
+			b.entry, b.name = nil, ""
+			go func() {
+				<-created
+				if b.removeNodes(name) == nil && os.RemoveAll(dir) == nil {
+					_ = entry.Delete()
+				}
+			}()
+			return fmt.Errorf("%w; kind's create did not stop within %s (last removal: %v): kind cluster %s is removed when it does, or by anonlab cleanup", ctx.Err(), stopWithin, removeErr, name)
+		}
+	}
+}
+
+// removeNodes removes the containers of the cluster's nodes, found by
+// kind's cluster label, with their volumes (as kind's delete does).
+func (b *Backend) removeNodes(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := run(ctx, b.rt.Name, "ps", "--all", "--quiet", "--filter", "label="+clusterLabel+"="+name)
+	if err != nil {
+		return err
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err = run(ctx, b.rt.Name, append([]string{"rm", "--force", "--volumes"}, ids...)...)
+	return err
+}
+
+// clusterLabel is the label kind puts on every node container, with the
+// cluster's name as its value.
+const clusterLabel = "io.x-k8s.kind.cluster"
+
+// waitNodeReady waits, as kind's CreateWithWaitForReady would but
+// interruptibly, for the control-plane node to be Ready; after
+// createWithin it goes on with a warning, as kind does.
+func (b *Backend) waitNodeReady(ctx context.Context, report func(string, bool)) error {
+	cs, err := kubernetes.NewForConfig(b.cfg)
+	if err != nil {
+		return err
+	}
+	report(fmt.Sprintf("waiting ≤ %s for node %s to be Ready", b.opts.createWithin, b.node), false)
+	last := "no answer yet"
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, b.opts.createWithin, true, func(ctx context.Context) (bool, error) {
+		node, err := cs.CoreV1().Nodes().Get(ctx, b.node.String(), metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil // the apiserver may not answer yet
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				last = string(c.Status) + ": " + c.Message
+				return c.Status == corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	})
+	if ctx.Err() != nil {
+		return fmt.Errorf("wait for node %s to be Ready: %w", b.node, ctx.Err())
+	}
+	if err != nil {
+		report(fmt.Sprintf("warning: node %s is not Ready after %s (last: %s)", b.node, b.opts.createWithin, last), false)
+	}
 	return nil
 }
 

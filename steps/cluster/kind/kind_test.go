@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/ledger"
@@ -198,5 +201,107 @@ func wantStatus(t *testing.T, c *http.Client, url string, want int) {
 	resp.Body.Close()
 	if resp.StatusCode != want {
 		t.Errorf("anonymous GET /api = %d, want %d", resp.StatusCode, want)
+	}
+}
+
+// TestCreateInterrupted cancels Create as a Ctrl-C does, at fixed times and
+// in given phases: Create returns within 10 s of the cancel, with
+// context.Canceled, and leaves no container, kind cluster, ledger entry or
+// directory.
+func TestCreateInterrupted(t *testing.T) {
+	rt, image := RequireKind(t)
+	t.Setenv("ANONLAB_STATE_DIR", t.TempDir())
+	named := regexp.MustCompile(`^creating kind cluster (\S+) from`)
+	cases := []struct {
+		name  string
+		after time.Duration // cancel this long after kind began to create
+		on    string        // or when a progress report says this
+	}{
+		{name: "2s in", after: 2 * time.Second},
+		{name: "15s in", after: 15 * time.Second},
+		{name: "starting the control plane", on: "Starting control-plane"},
+		{name: "waiting for the node", on: "to be Ready"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp) // where the backend makes its directory
+			var (
+				mu        sync.Mutex
+				cancelled time.Time
+				phase     string   // the last report before the cancel
+				after     []string // the reports after it
+				name      string
+			)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stop := func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if cancelled.IsZero() {
+					cancelled = time.Now()
+					cancel()
+				}
+			}
+			ctx = cluster.WithProgress(ctx, func(p cluster.Progress) {
+				mu.Lock()
+				if m := named.FindStringSubmatch(p.Detail); m != nil {
+					name = m[1]
+					if tc.after > 0 {
+						timer := time.AfterFunc(tc.after, stop)
+						t.Cleanup(func() { timer.Stop() })
+					}
+				}
+				if cancelled.IsZero() {
+					phase = p.Detail
+				} else {
+					after = append(after, fmt.Sprintf("+%s %s", time.Since(cancelled).Round(time.Millisecond), p.Detail))
+				}
+				mu.Unlock()
+				if tc.on != "" && strings.Contains(p.Detail, tc.on) {
+					stop()
+				}
+			})
+			b := New(WithRuntime(rt), WithNodeImage(image))
+			t.Cleanup(func() { _ = b.Destroy(context.Background()) })
+			began := time.Now()
+			err := b.Create(ctx)
+			returned := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if name == "" {
+				t.Fatalf("Create did not name its cluster (err %v)", err)
+			}
+			t.Cleanup(func() {
+				if len(Containers(t, rt, name+"-")) > 0 {
+					_ = DeleteCluster(context.Background(), name)
+				}
+			})
+			if cancelled.IsZero() {
+				t.Fatalf("Create returned (%v) before the cancel", err)
+			}
+			took := returned.Sub(cancelled)
+			t.Logf("cancelled %s into Create (last report: %q); Create returned %s later: %v\n%s",
+				cancelled.Sub(began).Round(time.Millisecond), phase, took.Round(time.Millisecond), err, strings.Join(after, "\n"))
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Create = %v, want context.Canceled", err)
+			}
+			if took > 10*time.Second {
+				t.Errorf("Create returned %s after the cancel, want ≤ 10s", took.Round(time.Millisecond))
+			}
+			if got := Containers(t, rt, name+"-"); len(got) > 0 {
+				t.Errorf("containers of %s left: %q", name, got)
+			}
+			clusters, err := kindcluster.NewProvider(rt.providerOption()).List()
+			if err != nil || slices.Contains(clusters, name) {
+				t.Errorf("kind clusters after the cancel: %q, %v; want no %s", clusters, err, name)
+			}
+			if entries, err := ledger.List(); err != nil || len(entries) > 0 {
+				t.Errorf("ledger after the cancel: %+v, %v", entries, err)
+			}
+			if left, err := os.ReadDir(tmp); err != nil || len(left) > 0 {
+				t.Errorf("left in the temporary directory: %v, %v", left, err)
+			}
+		})
 	}
 }
