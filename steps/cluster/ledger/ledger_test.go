@@ -70,3 +70,24 @@ func TestOwnership(t *testing.T) {
 		t.Errorf("Forget left %+v", e.Objects)
 	}
 }
+
+func TestListIgnoresOthersFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	dir := t.TempDir()
+	t.Setenv("ANONLAB_STATE_DIR", dir)
+	theirs := &Entry{ID: "theirs", Created: true, CAFingerprint: "ca", KubeSystemUID: "uid"}
+	if err := theirs.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if !LabCluster("ca", "uid") {
+		t.Fatal("this user's own entry is not read: the test proves nothing")
+	}
+	if err := os.Chown(filepath.Join(dir, "theirs.json"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if LabCluster("ca", "uid") {
+		t.Error("an entry another user owns made a cluster the lab's")
+	}
+}
