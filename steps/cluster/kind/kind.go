@@ -288,16 +288,29 @@ func (b *Backend) createCluster(ctx context.Context, name string, report func(st
 	defer deadline.Stop()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	// Removals run on a goroutine of their own: one can take seconds
+	// (docker rm of a running node), and the deadline must still hold.
 	var removeErr error
+	removed := make(chan error, 1)
+	removing := false
+	remove := func() {
+		removing = true
+		go func() { removed <- b.removeNodes(name) }()
+	}
+	remove()
 	for {
-		removeErr = b.removeNodes(name)
 		select {
 		case l := <-lines:
 			report(l.detail, l.done)
 		case err := <-created:
 			report(fmt.Sprintf("kind stopped %s after the interrupt (%v)", time.Since(stopped).Round(time.Millisecond), err), false)
 			return ctx.Err()
+		case removeErr = <-removed:
+			removing = false
 		case <-tick.C:
+			if !removing {
+				remove()
+			}
 		case <-deadline.C:
 			// kind is stuck in a call that has no node to fail on. Whatever
 			// it still makes is removed when it returns; until then the
