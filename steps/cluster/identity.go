@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -20,6 +21,23 @@ type Identity struct {
 	CAFingerprint string
 	// KubeSystemUID is the UID of the kube-system namespace.
 	KubeSystemUID string
+}
+
+// ReadServer reads the version kube-apiserver reports and the cluster's
+// identity: what every backend learns once its cluster serves.
+func ReadServer(ctx context.Context, cfg *rest.Config) (gitVersion string, id Identity, err error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return "", Identity{}, err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return "", Identity{}, fmt.Errorf("read the apiserver's version at %s: %w", cfg.Host, err)
+	}
+	if id, err = ReadIdentity(ctx, cfg); err != nil {
+		return "", Identity{}, err
+	}
+	return v.GitVersion, id, nil
 }
 
 // ReadIdentity reads the identity of the cluster cfg reaches.

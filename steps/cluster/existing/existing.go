@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -95,13 +94,9 @@ func (b *Backend) Create(ctx context.Context) error {
 	if err := rest.LoadTLSFiles(cfg); err != nil {
 		return fmt.Errorf("read the kubeconfig's certificates: %w", err)
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	version, id, err := cluster.ReadServer(ctx, cfg)
 	if err != nil {
-		return err
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return fmt.Errorf("reach the cluster at %s: %w", cfg.Host, err)
+		return fmt.Errorf("reach the cluster: %w", err)
 	}
 	raw, err := kc.RawConfig()
 	if err != nil {
@@ -115,10 +110,6 @@ func (b *Backend) Create(ctx context.Context) error {
 	if c, ok := raw.Contexts[ctxName]; ok && c.AuthInfo != "" {
 		user = c.AuthInfo
 	}
-	id, err := cluster.ReadIdentity(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("identify the cluster at %s: %w", cfg.Host, err)
-	}
 	if b.dir, err = os.MkdirTemp("", "anonlab-existing-"); err != nil {
 		return err
 	}
@@ -129,7 +120,7 @@ func (b *Backend) Create(ctx context.Context) error {
 	b.cfg = cfg
 	b.info = cluster.Info{
 		Backend:           Name,
-		KubernetesVersion: v.GitVersion,
+		KubernetesVersion: version,
 		URL:               cfg.Host,
 		CAFile:            caFile,
 		CAData:            cfg.CAData,

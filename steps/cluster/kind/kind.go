@@ -22,7 +22,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -217,16 +216,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if b.manifest, err = b.readNode(ctx, manifestPath); err != nil {
 		return err
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(b.cfg)
-	if err != nil {
-		return err
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return fmt.Errorf("read apiserver version: %w", err)
-	}
-	b.info.KubernetesVersion = v.GitVersion
-	if b.info.Identity, err = cluster.ReadIdentity(ctx, b.cfg); err != nil {
+	if b.info.KubernetesVersion, b.info.Identity, err = cluster.ReadServer(ctx, b.cfg); err != nil {
 		return err
 	}
 	b.entry.URL, b.entry.Created, b.entry.Kubeconfig = b.cfg.Host, true, kubeconfig
@@ -234,7 +224,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = b.entry.Save(); err != nil {
 		return err
 	}
-	report(fmt.Sprintf("kind cluster %s: kube-apiserver %s serves at %s (node %s)", name, v.GitVersion, b.cfg.Host, b.node), true)
+	report(fmt.Sprintf("kind cluster %s: kube-apiserver %s serves at %s (node %s)", name, b.info.KubernetesVersion, b.cfg.Host, b.node), true)
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -189,21 +188,13 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = b.writeKubeconfig(); err != nil {
 		return err
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(b.cfg)
-	if err != nil {
-		return err
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return fmt.Errorf("read apiserver version: %w", err)
-	}
-	id, err := cluster.ReadIdentity(ctx, b.cfg)
+	version, id, err := cluster.ReadServer(ctx, b.cfg)
 	if err != nil {
 		return err
 	}
 	b.info = cluster.Info{
 		Backend:           Name,
-		KubernetesVersion: v.GitVersion,
+		KubernetesVersion: version,
 		URL:               b.cfg.Host,
 		CAFile:            filepath.Join(b.dir, "ca.crt"),
 		CAData:            p.caCert,
@@ -218,7 +209,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = b.entry.Save(); err != nil {
 		return err
 	}
-	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + v.GitVersion + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})
+	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + version + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})
 	return nil
 }
 
