@@ -96,14 +96,7 @@ func (sc *StepContext) mayWrite(what string, opens []string) error {
 // kubectl is the kubectl command line prefix for the cluster's admin.
 func (sc *StepContext) kubectl() string {
 	if kc := sc.Backend.Info().Kubeconfig; kc != "" {
-		return "kubectl --kubeconfig " + shellQuote(kc)
+		return "kubectl --kubeconfig " + cluster.ShellQuote(kc)
 	}
 	return "kubectl"
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=,@%+") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -125,7 +125,7 @@ func (q *requestStep) handout(_ *Scenario, st *Step) []string {
 	case q.Token != "":
 		curl += fmt.Sprintf(` -H "Authorization: Bearer $%s"`, tokenVariable(q.Token))
 	case q.As == "admin":
-		return []string{"kubectl get --raw " + shellQuote(q.Path)}
+		return []string{"kubectl get --raw " + cluster.ShellQuote(q.Path)}
 	}
 	cmd := fmt.Sprintf(`%s "$APISERVER%s"`, curl, q.Path)
 	if st.Expect != nil && st.Expect.Status != 0 {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/anonlab/anonlab/steps/audit"
+	"github.com/anonlab/anonlab/steps/cluster"
 )
 
 // requestStep sends one HTTP request to the apiserver as an identity:
@@ -68,7 +69,7 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 	// The key names the cluster too: a cluster created again in the run
 	// has another CA.
 	key := clientKey{url: info.URL, ca: string(info.CAData)}
-	curl := fmt.Sprintf("curl --cacert %s", shellQuote(info.CAFile))
+	curl := fmt.Sprintf("curl --cacert %s", cluster.ShellQuote(info.CAFile))
 	if q.Method == http.MethodHead {
 		curl += " --head"
 	}
@@ -90,7 +91,7 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 		}
 	case q.As == "admin":
 		identity, key.credential = info.AdminName, "admin"
-		command = fmt.Sprintf("%s get --raw %s", sc.kubectl(), shellQuote(q.Path))
+		command = fmt.Sprintf("%s get --raw %s", sc.kubectl(), cluster.ShellQuote(q.Path))
 		config = sc.Backend.AdminConfig
 	default:
 		identity, key.credential = "anonymous", "anonymous"

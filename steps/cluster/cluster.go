@@ -7,6 +7,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -80,6 +81,19 @@ type APIServerChange struct {
 	// Files are written where kube-apiserver can read them before it
 	// restarts; a flag value may refer to one as $(FILES)/name.
 	Files map[string][]byte
+	// Sources names, by file name, the scenario's manifest each of Files
+	// comes from: the commands shown to a person copy it from $MANIFESTS.
+	Sources map[string]string
+}
+
+// SetIn is Set with FilesDirPlaceholder replaced by dir, the directory that
+// holds Files on the backend.
+func (c APIServerChange) SetIn(dir string) []string {
+	out := make([]string, len(c.Set))
+	for i, f := range c.Set {
+		out[i] = strings.ReplaceAll(f, FilesDirPlaceholder, dir)
+	}
+	return out
 }
 
 // FilesDirPlaceholder is replaced in flag values by the directory that holds

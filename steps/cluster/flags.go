@@ -19,10 +19,7 @@ func ApplyFlags(args []string, change APIServerChange, filesDir string) []string
 			out = append(out, a)
 		}
 	}
-	for _, f := range change.Set {
-		out = append(out, strings.ReplaceAll(f, FilesDirPlaceholder, filesDir))
-	}
-	return out
+	return append(out, change.SetIn(filesDir)...)
 }
 
 // FlagName is the name part of "--name=value" (or of "--name").
@@ -45,4 +42,13 @@ func AnonymousAuth(args []string) string {
 		}
 	}
 	return state
+}
+
+// ShellQuote quotes s as one word for a POSIX shell, leaving plain words
+// as they are, for the commands the lab shows.
+func ShellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=,@%+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

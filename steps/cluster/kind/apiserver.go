@@ -16,6 +16,23 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/staticpod"
+)
+
+// Where kubeadm keeps kube-apiserver's static-Pod manifest in the node,
+// and where the lab keeps its own files there.
+const (
+	manifestPath = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+	// nextPath is where the next manifest is written before one rename
+	// puts it in place: the kubelet ignores names starting with a dot.
+	nextPath = "/etc/kubernetes/manifests/.kube-apiserver.yaml.anonlab"
+	// backupPath is outside manifests/: the kubelet would run a copy there
+	// as a second Pod.
+	backupPath = "/etc/kubernetes/kube-apiserver.yaml.orig"
+	// filesDir holds APIServerChange.Files: kubeadm mounts
+	// /etc/kubernetes/pki into the kube-apiserver Pod, so a file there is
+	// readable by the new apiserver without touching the Pod's volumes.
+	filesDir = "/etc/kubernetes/pki/anonlab"
 )
 
 // Swap is what was seen while the kubelet replaced kube-apiserver after a
@@ -48,7 +65,7 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 		return errors.New("reconfigure kube-apiserver: the cluster is not running")
 	}
 	previous := b.manifest
-	next, _, err := editFlags(previous, change, filesDir)
+	next, err := staticpod.Edit(previous, change.SetIn(filesDir), change.Remove)
 	if err != nil {
 		return fmt.Errorf("edit the kube-apiserver manifest: %w", err)
 	}
@@ -116,7 +133,7 @@ func (b *Backend) APIServerArgs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return manifestFlags(m)
+	return staticpod.Flags(m)
 }
 
 // DescribeChange implements cluster.ChangeDescriber: the commands a person
@@ -129,20 +146,13 @@ func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
 	}
 	for _, name := range slices.Sorted(maps.Keys(change.Files)) {
 		lines = append(lines, fmt.Sprintf("%s exec -i %s sh -c %s < %s", b.rt.Name, b.NodeName(),
-			shellQuote("mkdir -p "+filesDir+" && cat > "+filesDir+"/"+name), shellQuote(name)))
+			cluster.ShellQuote("mkdir -p "+filesDir+" && cat > "+filesDir+"/"+name), cluster.ShellQuote(name)))
 	}
-	_, edits, err := editFlags(b.manifest, change, filesDir)
+	sed, err := staticpod.Sed(change.SetIn(filesDir), change.Remove, manifestPath)
 	if err != nil {
 		return strings.Join(append(lines, "# "+err.Error()), "\n")
 	}
-	if len(edits) > 0 {
-		c, _ := parseCommand(b.manifest)
-		args := sedScript(c.indent, edits)
-		for i := range args {
-			args[i] = shellQuote(args[i])
-		}
-		lines = append(lines, exec+" sed -i "+strings.Join(args, " ")+" "+manifestPath)
-	}
+	lines = append(lines, exec+" "+sed)
 	return strings.Join(lines, "\n")
 }
 
@@ -443,11 +453,4 @@ func (b *Backend) nodeOutput(ctx context.Context, stdin []byte, name string, arg
 		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLine(stderr.String()))
 	}
 	return stdout.Bytes(), nil
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=,@%+") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
