@@ -63,6 +63,16 @@ type Info struct {
 	Disposable bool
 	// Identity is what tells this control plane from every other.
 	Identity Identity
+	// APIServerManifest is kube-apiserver's static-Pod manifest, the file a
+	// person edits to change its flags: a path on this machine (local) or
+	// in Node (kind); "" when the backend has none.
+	APIServerManifest string
+	// Node is the container that runs the control plane (kind); "" when it
+	// runs on this machine.
+	Node string
+	// NodeExec is the command that runs a command in Node ("docker exec"),
+	// "" when there is no Node.
+	NodeExec string
 }
 
 // Recorder is implemented by every backend: its ledger entry for the run,
@@ -223,4 +233,14 @@ type PodStatus struct {
 // static Pod watched by a kubelet and its probes.
 type APIServerPodObserver interface {
 	APIServerPod(ctx context.Context) (PodStatus, error)
+}
+
+// ServingAPIServerReader is implemented by backends whose kube-apiserver a
+// person restarts by editing Info.APIServerManifest (local, kind): hands-on
+// mode sees the attendee's edit take effect through it.
+type ServingAPIServerReader interface {
+	// ServingAPIServer is the flags of the kube-apiserver that serves now
+	// (nil when none does), and, when a kube-apiserver started from the
+	// manifest since has failed, its last error line.
+	ServingAPIServer(ctx context.Context) (args []string, startError string, err error)
 }
