@@ -26,7 +26,9 @@ type StepInfo struct {
 	Kind    string `json:"kind"`
 	Title   string `json:"title"`
 	Explain string `json:"explain,omitempty"`
-	Cleanup bool   `json:"cleanup,omitempty"`
+	// Hints are the step's hints for hands-on mode, in the run's language.
+	Hints   []string `json:"hints,omitempty"`
+	Cleanup bool     `json:"cleanup,omitempty"`
 }
 
 // ScenarioStarted opens a run.

@@ -71,6 +71,7 @@ type stepFields struct {
 	ID      string  `yaml:"id"`
 	Title   Text    `yaml:"title"`
 	Explain Text    `yaml:"explain"`
+	Hints   []Text  `yaml:"hints"`
 	Expect  *Expect `yaml:"expect"`
 }
 
@@ -176,7 +177,7 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 	if expectNode != nil && common.Expect == nil {
 		common.Expect = &Expect{} // "expect:" with nothing: reported as empty below
 	}
-	st := &Step{ID: common.ID, Title: common.Title, Explain: common.Explain, Expect: common.Expect, Line: n.Line}
+	st := &Step{ID: common.ID, Title: common.Title, Explain: common.Explain, Hints: common.Hints, Expect: common.Expect, Line: n.Line}
 	if st.ID == "" {
 		return nil, &ScenarioError{File: file, Line: n.Line, Field: path + ".id", Msg: "required"}
 	}
@@ -193,6 +194,11 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 	}
 	if err := checkText(file, keyLine(n, "explain"), path+".explain", st.Explain, false); err != nil {
 		return nil, err
+	}
+	for i, h := range st.Hints {
+		if err := checkText(file, fieldLine(n, fmt.Sprintf("hints[%d]", i)), fmt.Sprintf("%s.hints[%d]", path, i), h, true); err != nil {
+			return nil, err
+		}
 	}
 	if kindKey == nil {
 		return nil, &ScenarioError{File: file, Line: n.Line, Field: path, Msg: "no step kind: add one of " + strings.Join(KindNames(), ", ")}

@@ -205,7 +205,11 @@ func (r *runner) run(ctx context.Context) Summary {
 }
 
 func (r *runner) info(st *Step, cleanup bool) StepInfo {
-	return StepInfo{ID: st.ID, Kind: st.Kind, Title: st.Title.In(r.opts.lang), Explain: strings.TrimSpace(st.Explain.In(r.opts.lang)), Cleanup: cleanup}
+	info := StepInfo{ID: st.ID, Kind: st.Kind, Title: st.Title.In(r.opts.lang), Explain: strings.TrimSpace(st.Explain.In(r.opts.lang)), Cleanup: cleanup}
+	for _, h := range st.Hints {
+		info.Hints = append(info.Hints, strings.TrimSpace(h.In(r.opts.lang)))
+	}
+	return info
 }
 
 func (r *runner) skip(i int, st *Step, cleanup bool, why string) {

@@ -58,6 +58,9 @@ type Step struct {
 	ID      string
 	Title   Text
 	Explain Text
+	// Hints help an attendee who is stuck on the step in hands-on mode,
+	// one at a time, the last closest to the answer.
+	Hints []Text
 	// Kind is the step kind's name, the key that holds its parameters.
 	Kind   string
 	Action Action
