@@ -92,11 +92,3 @@ func (sc *StepContext) mayWrite(what string, opens []string) error {
 	}
 	return Skip(why + ". Pass --i-understand-this-opens-the-cluster to allow it (everything applied is recorded and revoked in cleanup)")
 }
-
-// kubectl is the kubectl command line prefix for the cluster's admin.
-func (sc *StepContext) kubectl() string {
-	if kc := sc.Backend.Info().Kubeconfig; kc != "" {
-		return "kubectl --kubeconfig " + cluster.ShellQuote(kc)
-	}
-	return "kubectl"
-}

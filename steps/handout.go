@@ -2,7 +2,12 @@ package steps
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+
+	"github.com/anonlab/anonlab/manifests"
+	"github.com/anonlab/anonlab/steps/cluster/staticpod"
 
 	"github.com/anonlab/anonlab/steps/cluster"
 )
@@ -20,11 +25,10 @@ type HandoutStep struct {
 	Expect string
 }
 
-// Shell variables the handout's commands rely on; a renderer defines them.
+// Where the handout keeps its files in the node; the shell variables its
+// commands use (shell.go) are defined by the renderer.
 const (
-	handoutNode     = `"$NODE"`
-	handoutManifest = "/etc/kubernetes/manifests/kube-apiserver.yaml"
-	handoutBackup   = "/etc/kubernetes/kube-apiserver.yaml.orig"
+	handoutBackup = "/etc/kubernetes/kube-apiserver.yaml.orig"
 	// handoutFiles is a directory the kube-apiserver static Pod of a
 	// kubeadm cluster already mounts.
 	handoutFiles = "/etc/kubernetes/pki"
@@ -89,106 +93,92 @@ func (e *Expect) describe() string {
 	return strings.Join(parts, ", ")
 }
 
-// heredoc feeds a manifest to a command on stdin.
+// heredoc feeds data to a command on stdin.
 func heredoc(command string, data []byte) []string {
 	return []string{command + " <<'EOF'", strings.TrimRight(string(data), "\n"), "EOF"}
+}
+
+// HandoutFiles are the files the handout's commands read from $MANIFESTS:
+// every manifest the scenario names, as it is.
+func HandoutFiles(sc *Scenario) (map[string][]byte, error) {
+	r := &runner{scenario: sc}
+	files := map[string][]byte{}
+	err := r.eachManifest(func(name string, objects bool) error {
+		data, err := readManifest(sc, name)
+		files[name] = data
+		return err
+	})
+	return files, err
 }
 
 func (c *clusterStep) handout(*Scenario, *Step) []string {
 	if *c == "destroy" {
 		return []string{`kind delete cluster --name "$CLUSTER"`}
 	}
-	return []string{
-		`kind create cluster --name "$CLUSTER" ${NODE_IMAGE:+--image "$NODE_IMAGE"} --wait 3m`,
-		`APISERVER=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')`,
-		`kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > ca.crt`,
+	config, _ := manifests.FS.ReadFile("kind-config.yaml")
+	patch, _ := manifests.FS.ReadFile("kind-kubelet-cgroupv1.yaml")
+	var indented strings.Builder
+	for line := range strings.Lines(strings.TrimSpace(string(patch))) {
+		indented.WriteString("    " + line)
 	}
+	out := heredoc("cat > kind-config.yaml", config)
+	out = append(out, "# The lab's kind configuration: on a cgroup v1 host, the kubelet of Kubernetes 1.35+ must be told to run anyway.",
+		`if [ "$(stat -fc %T /sys/fs/cgroup/)" != cgroup2fs ]; then`)
+	out = append(out, heredoc("  cat >> kind-config.yaml", []byte("kubeadmConfigPatches:\n  - |\n"+indented.String()))...)
+	return append(out, "fi",
+		`kind create cluster --name "$CLUSTER" --config kind-config.yaml ${NODE_IMAGE:+--image "$NODE_IMAGE"} --wait 3m`,
+		VarAPIServer+`=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')`,
+		`kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > "$`+VarCACert+`"`,
+	)
 }
 
 func (t *tokenStep) handout(*Scenario, *Step) []string {
 	return []string{
 		fmt.Sprintf(`until kubectl get serviceaccount %s --namespace %s >/dev/null 2>&1; do sleep 1; done`, t.ServiceAccount, t.Namespace),
-		fmt.Sprintf(`%s=$(kubectl create token %s --namespace %s)`, tokenVariable(t.SaveAs), t.ServiceAccount, t.Namespace),
+		t.shellCommand(),
 	}
-}
-
-func tokenVariable(name string) string {
-	return strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 func (q *requestStep) handout(_ *Scenario, st *Step) []string {
-	curl := "curl -sS --cacert ca.crt"
-	if q.Method == "HEAD" {
-		curl += " --head"
-	}
-	switch {
-	case q.Token != "":
-		curl += fmt.Sprintf(` -H "Authorization: Bearer $%s"`, tokenVariable(q.Token))
-	case q.As == "admin":
-		return []string{"kubectl get --raw " + cluster.ShellQuote(q.Path)}
-	}
-	cmd := fmt.Sprintf(`%s "$APISERVER%s"`, curl, q.Path)
-	if st.Expect != nil && st.Expect.Status != 0 {
+	cmd := q.shellCommand()
+	if st.Expect != nil && st.Expect.Status != 0 && q.As != "admin" {
 		return []string{fmt.Sprintf("expect %d %s", st.Expect.Status, cmd)}
 	}
 	return []string{cmd}
 }
 
-func (a *applyStep) handout(sc *Scenario, _ *Step) []string {
-	return manifestHandout(sc, a.Manifests, "kubectl apply --server-side -f -")
-}
+func (a *applyStep) handout(*Scenario, *Step) []string { return []string{a.shellCommand()} }
 
-func (d *deleteStep) handout(sc *Scenario, _ *Step) []string {
-	return manifestHandout(sc, d.Manifests, "kubectl delete --ignore-not-found -f -")
-}
-
-func manifestHandout(sc *Scenario, names []string, command string) []string {
-	var out []string
-	for _, name := range names {
-		data, err := readManifest(sc, name)
-		if err != nil {
-			out = append(out, "# "+name+": "+err.Error())
-			continue
-		}
-		out = append(out, "# "+name)
-		out = append(out, heredoc(command, data)...)
-	}
-	return out
-}
+func (d *deleteStep) handout(*Scenario, *Step) []string { return []string{d.shellCommand()} }
 
 // handout edits the static-Pod manifest in the control-plane node as the
-// article does, keeping a backup outside the manifests directory (the
-// kubelet would run a second copy from inside it), and waits for the
-// kubelet to start a new kube-apiserver container.
-func (f *flagsStep) handout(sc *Scenario, st *Step) []string {
-	exec := "docker exec " + handoutNode + " "
-	var out []string
+// article does, with the lab's own edit (staticpod.Sed), keeping a backup
+// outside the manifests directory (the kubelet would run a second copy from
+// inside it), and waits for the kubelet to start a new kube-apiserver
+// container.
+func (f *flagsStep) handout(_ *Scenario, st *Step) []string {
+	exec := `docker exec "$` + VarNode + `" `
+	manifest := `"$` + VarManifest + `"`
+	out := []string{`old=$(docker exec "$NODE" crictl ps -q --name kube-apiserver)`}
 	if f.Restore {
-		out = append(out, `old=$(docker exec "$NODE" crictl ps -q --name kube-apiserver)`,
-			exec+"cp "+handoutBackup+" "+handoutManifest)
+		out = append(out, exec+"cp "+handoutBackup+" "+manifest)
 	} else {
-		for name, manifest := range f.Files {
-			data, err := readManifest(sc, manifest)
-			if err != nil {
-				continue
-			}
-			out = append(out, heredoc("docker exec -i "+handoutNode+" tee "+handoutFiles+"/"+name+" >/dev/null", data)...)
+		for _, name := range slices.Sorted(maps.Keys(f.Files)) {
+			out = append(out, fmt.Sprintf("%s-i tee %s/%s >/dev/null < %s", exec, handoutFiles, name, manifestFile(f.Files[name])))
 		}
-		out = append(out, `old=$(docker exec "$NODE" crictl ps -q --name kube-apiserver)`,
-			exec+"test -e "+handoutBackup+" || "+exec+"cp "+handoutManifest+" "+handoutBackup)
-		for _, flag := range append(append([]string(nil), f.Remove...), f.Set...) {
-			out = append(out, fmt.Sprintf(`%ssed -i '/^    - %s[=]/d' %s`, exec, cluster.FlagName(flag), handoutManifest))
+		out = append(out, exec+"sh -c "+cluster.ShellQuote(`test -e `+handoutBackup+` || cp "$0" `+handoutBackup)+" "+manifest)
+		change := cluster.APIServerChange{Set: f.Set, Remove: f.Remove}
+		sed, err := staticpod.Sed(change.SetIn(handoutFiles), f.Remove, manifest)
+		if err != nil {
+			return append(out, "# "+err.Error())
 		}
-		for _, flag := range f.Set {
-			flag = strings.ReplaceAll(flag, cluster.FilesDirPlaceholder, handoutFiles)
-			out = append(out, fmt.Sprintf(`%ssed -i 's|^    - kube-apiserver$|&\n    - %s|' %s`, exec, flag, handoutManifest))
-		}
+		out = append(out, exec+sed)
 	}
 	if st.Expect != nil && st.Expect.RolledBack {
 		return append(out,
 			"# kube-apiserver refuses to start; read why, then put the manifest back:",
 			`sleep 20; docker exec "$NODE" sh -c 'crictl logs $(crictl ps -a -q --name kube-apiserver | head -1) 2>&1 | tail -3'`,
-			exec+"cp "+handoutBackup+" "+handoutManifest)
+			exec+"cp "+handoutBackup+" "+manifest)
 	}
 	return append(out, `until new=$(docker exec "$NODE" crictl ps -q --name kube-apiserver) && [ -n "$new" ] && [ "$new" != "$old" ] && kubectl get --raw /livez >/dev/null 2>&1; do sleep 1; done`)
 }

@@ -106,6 +106,7 @@ var fieldDocs = map[string]string{
 	"step.id":      "Required, unique among steps and cleanup. Lower-case letters, digits and dashes.",
 	"step.title":   "Required text, as the scenario's `title`.",
 	"step.explain": "Optional text (Markdown), shown before the step runs.",
+	"step.hints":   "Optional list of texts for hands-on mode, shown one at a time (`h`), the last closest to the answer.",
 	"step.expect":  "Optional: what the step must show; every field set is one check (see below).",
 
 	"cluster":                            "`create` or `destroy`. Creates the cluster through the backend (a no-op when it runs already), or deletes it (skipped with `--keep`). Every other step needs a running cluster: a `cluster: create` step must come before it.",

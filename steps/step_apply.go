@@ -40,7 +40,7 @@ func (a *applyStep) Run(ctx context.Context, sc *StepContext) error {
 	if err := sc.mayWrite("apply "+strings.Join(a.Manifests, ", "), opens); err != nil {
 		return err
 	}
-	sc.Command(fmt.Sprintf("%s apply --server-side -f %s", sc.kubectl(), strings.Join(a.Manifests, " -f ")))
+	sc.Command(a.shellCommand())
 	attrs := accessAttrs(objs)
 	before := sc.anonymousAccess(ctx, attrs)
 	for _, obj := range objs {

@@ -202,7 +202,7 @@ func (c *cisStep) handout(*Scenario, *Step) []string {
 	}
 	sort.Strings(ids)
 	return []string{
-		`docker exec "$NODE" grep -E -- '--(anonymous-auth|authorization-mode|authentication-config)' ` + handoutManifest,
+		`docker exec "$NODE" grep -E -- '--(anonymous-auth|authorization-mode|authentication-config)' "$KUBE_APISERVER_MANIFEST"`,
 		"# kube-bench: " + strings.Join(ids, ", "),
 	}
 }

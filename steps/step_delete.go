@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"fmt"
 	"strings"
 )
 
@@ -27,6 +26,6 @@ func (d *deleteStep) Run(ctx context.Context, sc *StepContext) error {
 	if err := sc.mayWrite("delete "+strings.Join(d.Manifests, ", "), nil); err != nil {
 		return err
 	}
-	sc.Command(fmt.Sprintf("%s delete --ignore-not-found -f %s", sc.kubectl(), strings.Join(d.Manifests, " -f ")))
+	sc.Command(d.shellCommand())
 	return sc.deleteOwned(ctx, objs)
 }

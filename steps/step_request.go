@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/anonlab/anonlab/steps/audit"
-	"github.com/anonlab/anonlab/steps/cluster"
 )
 
 // requestStep sends one HTTP request to the apiserver as an identity:
@@ -63,16 +62,11 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 	info := sc.Backend.Info()
 	var (
 		identity string
-		command  string
 		config   func() *rest.Config
 	)
 	// The key names the cluster too: a cluster created again in the run
 	// has another CA.
 	key := clientKey{url: info.URL, ca: string(info.CAData)}
-	curl := fmt.Sprintf("curl --cacert %s", cluster.ShellQuote(info.CAFile))
-	if q.Method == http.MethodHead {
-		curl += " --head"
-	}
 	switch {
 	case q.Token != "":
 		t := sc.run.tokens[q.Token]
@@ -83,7 +77,6 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 			return fmt.Errorf("token %q was not obtained (its step did not run)", q.Token)
 		}
 		identity, key.credential = t.identity, "token:"+t.value
-		command = fmt.Sprintf(`%s -H "Authorization: Bearer $%s" %s`, curl, t.variable, info.URL+q.Path)
 		config = func() *rest.Config {
 			c := rest.AnonymousClientConfig(sc.Backend.AdminConfig())
 			c.BearerToken = t.value
@@ -91,11 +84,9 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 		}
 	case q.As == "admin":
 		identity, key.credential = info.AdminName, "admin"
-		command = fmt.Sprintf("%s get --raw %s", sc.kubectl(), cluster.ShellQuote(q.Path))
 		config = sc.Backend.AdminConfig
 	default:
 		identity, key.credential = "anonymous", "anonymous"
-		command = fmt.Sprintf("%s %s", curl, info.URL+q.Path)
 		config = func() *rest.Config { return rest.AnonymousClientConfig(sc.Backend.AdminConfig()) }
 	}
 	client, err := sc.run.clients.get(key, config)
@@ -131,7 +122,7 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 	took := time.Since(start)
 	sc.run.emit(HTTPExchange{
 		Step: sc.Step.ID, Identity: identity, Method: q.Method, Path: q.Path, URL: info.URL + q.Path,
-		Command: command, Status: resp.StatusCode, StatusText: http.StatusText(resp.StatusCode),
+		Command: q.shellCommand(), Status: resp.StatusCode, StatusText: http.StatusText(resp.StatusCode),
 		Reason: r.Reason, Message: r.Message, Body: pretty(body), DurationMS: ms(took),
 		Audit: sc.auditRecord(ctx, ua, identity != "anonymous"),
 	})

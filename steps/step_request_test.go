@@ -105,11 +105,11 @@ func TestRequestClients(t *testing.T) {
 	}
 
 	want := []HTTPExchange{
-		{Step: "anonymous-1", Identity: "anonymous", Status: 403, Reason: "Forbidden", Command: "curl --cacert /ca.crt " + url + "/api"},
-		{Step: "anonymous-2", Identity: "anonymous", Status: 403, Reason: "Forbidden", Command: "curl --cacert /ca.crt " + url + "/api"},
+		{Step: "anonymous-1", Identity: "anonymous", Status: 403, Reason: "Forbidden", Command: `curl --cacert "$CACERT" "$APISERVER/api"`},
+		{Step: "anonymous-2", Identity: "anonymous", Status: 403, Reason: "Forbidden", Command: `curl --cacert "$CACERT" "$APISERVER/api"`},
 		{Step: "admin", Identity: "kubernetes-admin", Status: 200, Command: "kubectl get --raw /api"},
-		{Step: "token-1", Identity: "system:serviceaccount:default:default", Status: 200, Command: `curl --cacert /ca.crt -H "Authorization: Bearer $SA" ` + url + "/api"},
-		{Step: "token-2", Identity: "system:serviceaccount:default:default", Status: 200, Command: `curl --cacert /ca.crt -H "Authorization: Bearer $SA" ` + url + "/api"},
+		{Step: "token-1", Identity: "system:serviceaccount:default:default", Status: 200, Command: `curl --cacert "$CACERT" -H "Authorization: Bearer $SA" "$APISERVER/api"`},
+		{Step: "token-2", Identity: "system:serviceaccount:default:default", Status: 200, Command: `curl --cacert "$CACERT" -H "Authorization: Bearer $SA" "$APISERVER/api"`},
 	}
 	if len(exchanges) != len(want) {
 		t.Fatalf("%d exchanges, want %d: %+v", len(exchanges), len(want), exchanges)

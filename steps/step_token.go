@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,8 +45,8 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 	if err != nil {
 		return err
 	}
-	variable := strings.ToUpper(strings.ReplaceAll(t.SaveAs, "-", "_"))
-	sc.Command(fmt.Sprintf("%s=$(%s create token %s --namespace %s)", variable, sc.kubectl(), t.ServiceAccount, t.Namespace))
+	variable := tokenVariable(t.SaveAs)
+	sc.Command(t.shellCommand())
 	// Without kube-controller-manager (the local backend) nobody creates the
 	// namespace's default ServiceAccount: make it, as the controller would.
 	_, err = cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
