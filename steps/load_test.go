@@ -34,6 +34,33 @@ func TestLoadEmbedded(t *testing.T) {
 	}
 }
 
+// TestEmbeddedHints: in hands-on mode the attendee does every main step of
+// these kinds, so each needs a hint in every language the lab speaks.
+func TestEmbeddedHints(t *testing.T) {
+	attendee := []string{"request", "serviceAccountToken", "apply", "delete", "apiserverFlags"}
+	all, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range all {
+		for _, st := range sc.Steps {
+			if !slices.Contains(attendee, st.Kind) {
+				continue
+			}
+			if len(st.Hints) == 0 {
+				t.Errorf("%s: %s step %s has no hints", sc.Name, st.Kind, st.ID)
+			}
+			for i, h := range st.Hints {
+				for _, lang := range Languages {
+					if strings.TrimSpace(h[lang]) == "" {
+						t.Errorf("%s: step %s hint %d has no %s text", sc.Name, st.ID, i+1, lang)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	cases := []struct {
 		file  string
@@ -58,6 +85,7 @@ func TestParseRejects(t *testing.T) {
 		{"no-cluster.yaml", 4, `step "a".request`, "needs a running cluster: add a step with cluster: create before it (the scenario has none)"},
 		{"cluster-too-late.yaml", 4, `step "a".request`, "(the first is at line 7, after it)"},
 		{"after-destroy.yaml", 11, `step "revoke".delete`, "the step at line 7 destroys it"},
+		{"hint-language.yaml", 10, `step "x".hints[0].fr`, "unknown language (known: en, ja)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
@@ -106,7 +134,7 @@ var fieldDocs = map[string]string{
 	"step.id":      "Required, unique among steps and cleanup. Lower-case letters, digits and dashes.",
 	"step.title":   "Required text, as the scenario's `title`.",
 	"step.explain": "Optional text (Markdown), shown before the step runs.",
-	"step.hints":   "Optional list of texts for hands-on mode, shown one at a time (`h`), the last closest to the answer.",
+	"step.hints":   "Optional list of texts for hands-on mode, shown one at a time (`h`): the first says what to think about, the last nearly gives the command.",
 	"step.expect":  "Optional: what the step must show; every field set is one check (see below).",
 
 	"cluster":                            "`create` or `destroy`. Creates the cluster through the backend (a no-op when it runs already), or deletes it (skipped with `--keep`). Every other step needs a running cluster: a `cluster: create` step must come before it.",
