@@ -16,7 +16,7 @@ import (
 // it complete.
 var everyEvent = []Event{
 	ScenarioStarted{}, ClusterState{}, StepStarted{}, Command{}, HTTPExchange{},
-	Check{}, Log{}, Progress{}, StepFinished{}, Summary{},
+	Check{}, Log{}, Progress{}, StepFinished{}, Summary{}, Waiting{}, Observed{}, DoneByLab{},
 }
 
 // TestEveryEventIsListed: every type of the package with an EventName

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -24,6 +25,10 @@ type options struct {
 	allowOpen bool
 	gate      Gate
 	cleanupIn time.Duration
+	// handsOn: the attendee does the steps (handson.go).
+	handsOn     bool
+	attendee    <-chan int
+	stepTimeout time.Duration
 }
 
 // Option configures Run.
@@ -52,7 +57,7 @@ var ErrStopped = errors.New("stopped before this step")
 // is cancelled (Ctrl-C) the current step is interrupted, the remaining steps
 // are skipped, and cleanup runs on a context of its own.
 func Run(ctx context.Context, sc *Scenario, b cluster.Backend, sink Sink, opts ...Option) Summary {
-	o := options{lang: "en", cleanupIn: 5 * time.Minute}
+	o := options{lang: "en", cleanupIn: 5 * time.Minute, stepTimeout: 15 * time.Minute}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -92,7 +97,12 @@ type runner struct {
 	changeSkipped string
 	// opened is what anonymous users may do since the run's applies that
 	// they could not before (SubjectAccessReviews).
-	opened         []accessAttr
+	opened []accessAttr
+	// handsOnBefore is what anonymous users could do before the attendee's
+	// apply.
+	handsOnBefore []accessResult
+	// manifestsDir is $MANIFESTS when the run made it (removed at its end).
+	manifestsDir   string
 	results        map[stepKey]string // the last outcome of each step
 	safetyFailures int
 	clients        clientCache // the request steps' HTTP clients
@@ -189,6 +199,9 @@ func (r *runner) run(ctx context.Context) Summary {
 	}
 	r.safetyNet(cctx)
 	r.unfollowAudit()
+	if r.manifestsDir != "" {
+		_ = os.RemoveAll(r.manifestsDir)
+	}
 	sum := Summary{Failed: r.safetyFailures, DurationMS: ms(time.Since(start))}
 	for _, status := range r.results {
 		switch status {
@@ -225,6 +238,8 @@ func (r *runner) step(ctx context.Context, i int, st *Step, cleanup bool) (strin
 	var err error
 	if r.changeSkipped != "" && !cleanup {
 		err = Skip(fmt.Sprintf("step %q was skipped, and this step expects the state it makes", r.changeSkipped))
+	} else if h, ok := r.attendeeDoes(st, cleanup); ok {
+		err = r.handsOn(ctx, sc, h)
 	} else {
 		err = r.action(ctx, sc)
 	}

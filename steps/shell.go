@@ -12,6 +12,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
 
 // The shell variables every command the lab shows is written with; `anonlab
@@ -146,4 +147,43 @@ func (r *runner) stampedYAML(objs []*unstructured.Unstructured) ([]byte, error) 
 		docs = append(docs, string(data))
 	}
 	return []byte(strings.Join(docs, "---\n")), nil
+}
+
+// recordShell writes the scenario's manifests where $MANIFESTS points and
+// records the run's shell variables in its ledger entry, for `anonlab env`.
+// The directory is the backend's own when it has one (removed with it),
+// else one of the run's, removed when the run ends.
+func (r *runner) recordShell(info cluster.Info) error {
+	e := r.entry()
+	dir := ""
+	if e.Dir != "" {
+		dir = filepath.Join(e.Dir, "scenario-manifests")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create $%s: %w", VarManifests, err)
+		}
+	} else {
+		d, err := os.MkdirTemp("", "anonlab-manifests-")
+		if err != nil {
+			return fmt.Errorf("create $%s: %w", VarManifests, err)
+		}
+		dir, r.manifestsDir = d, d
+	}
+	if err := r.writeManifests(dir); err != nil {
+		return err
+	}
+	e.Shell = &ledger.Shell{CAFile: info.CAFile, APIServerManifest: info.APIServerManifest, Node: info.Node, Manifests: dir}
+	return r.saveEntry()
+}
+
+// ShellEnv is the environment a run's shell gets from `anonlab env`, in a
+// fixed order: name and value.
+func ShellEnv(e *ledger.Entry) [][2]string {
+	if e.Shell == nil {
+		return nil
+	}
+	vars := [][2]string{
+		{VarKubeconfig, e.Kubeconfig}, {VarAPIServer, e.URL}, {VarCACert, e.Shell.CAFile},
+		{VarManifest, e.Shell.APIServerManifest}, {VarNode, e.Shell.Node}, {VarManifests, e.Shell.Manifests},
+	}
+	return slices.DeleteFunc(vars, func(v [2]string) bool { return v[1] == "" })
 }

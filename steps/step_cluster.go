@@ -41,6 +41,9 @@ func (c *clusterStep) Run(ctx context.Context, sc *StepContext) error {
 	sc.run.clusterUp = true
 	sc.run.followAudit(ctx, sc)
 	info := sc.Backend.Info()
+	if err := sc.run.recordShell(info); err != nil {
+		return err
+	}
 	if sc.run.opts.keep && info.Disposable {
 		// Kept clusters are left by plain `anonlab cleanup`.
 		sc.run.entry().Kept = true

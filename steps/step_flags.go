@@ -82,13 +82,9 @@ func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 	if err := sc.mayWrite("change kube-apiserver's flags", nil); err != nil {
 		return err
 	}
-	change := cluster.APIServerChange{Set: f.Set, Remove: f.Remove, Files: map[string][]byte{}}
-	for name, manifest := range f.Files {
-		data, err := readManifest(sc.run.scenario, manifest)
-		if err != nil {
-			return err
-		}
-		change.Files[name] = data
+	change, err := f.change(sc, true)
+	if err != nil {
+		return err
 	}
 	if d, ok := sc.Backend.(cluster.ChangeDescriber); ok {
 		sc.Command(d.DescribeChange(change))
@@ -97,7 +93,7 @@ func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 	if sc.run.destroysCluster() && sc.Backend.Info().Disposable {
 		ctx = cluster.WithoutRollbackOnCancel(ctx)
 	}
-	err := rc.ReconfigureAPIServer(ctx, change)
+	err = rc.ReconfigureAPIServer(ctx, change)
 	sc.clusterState(currentArgs(ctx, sc.Backend), true)
 	want := sc.Step.Expect
 	var rb *cluster.RollbackError
@@ -118,4 +114,21 @@ func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 		sc.Check(CheckResult{Name: "rolled back", Want: "true", Got: "false: kube-apiserver serves with the new flags", OK: false})
 	}
 	return nil
+}
+
+// change is the step's change to kube-apiserver, its files read when
+// withFiles (a person's commands copy them from $MANIFESTS instead).
+func (f *flagsStep) change(sc *StepContext, withFiles bool) (cluster.APIServerChange, error) {
+	change := cluster.APIServerChange{Set: f.Set, Remove: f.Remove, Files: map[string][]byte{}, Sources: f.Files}
+	for name, manifest := range f.Files {
+		if !withFiles {
+			continue
+		}
+		data, err := readManifest(sc.run.scenario, manifest)
+		if err != nil {
+			return change, err
+		}
+		change.Files[name] = data
+	}
+	return change, nil
 }

@@ -47,23 +47,38 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 	}
 	variable := tokenVariable(t.SaveAs)
 	sc.Command(t.shellCommand())
-	// Without kube-controller-manager (the local backend) nobody creates the
-	// namespace's default ServiceAccount: make it, as the controller would.
-	_, err = cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		err = t.createServiceAccount(ctx, sc, cs)
-	}
-	if err != nil {
+	if err := t.ensureServiceAccount(ctx, sc); err != nil {
 		return err
 	}
 	tr, err := cs.CoreV1().ServiceAccounts(t.Namespace).CreateToken(ctx, t.ServiceAccount, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("request a token for ServiceAccount %s/%s: %w", t.Namespace, t.ServiceAccount, err)
 	}
-	identity := fmt.Sprintf("system:serviceaccount:%s:%s", t.Namespace, t.ServiceAccount)
+	identity := t.identity()
 	sc.run.tokens[t.SaveAs] = token{value: tr.Status.Token, identity: identity, variable: variable}
 	sc.Log("got a token for %s, valid until %s; shown as $%s", identity, tr.Status.ExpirationTimestamp.UTC().Format("15:04:05 MST"), variable)
 	return nil
+}
+
+// identity is who the ServiceAccount's tokens authenticate as.
+func (t *tokenStep) identity() string {
+	return fmt.Sprintf("system:serviceaccount:%s:%s", t.Namespace, t.ServiceAccount)
+}
+
+// ensureServiceAccount makes the ServiceAccount when it does not exist:
+// without kube-controller-manager (the local backend) nobody creates a
+// namespace's default ServiceAccount, so the lab does, as the controller
+// would.
+func (t *tokenStep) ensureServiceAccount(ctx context.Context, sc *StepContext) error {
+	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	if err != nil {
+		return err
+	}
+	_, err = cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return t.createServiceAccount(ctx, sc, cs)
+	}
+	return err
 }
 
 // createServiceAccount makes the ServiceAccount, as the controller would,

@@ -13,6 +13,7 @@ import (
 type Stepper struct {
 	events chan Event
 	cmds   chan stepCmd
+	att    chan int // hands-on: Recheck, Solve
 	done   chan struct{}
 	sum    Summary
 }
@@ -33,7 +34,7 @@ const (
 // until Next, All or Rerun is called. opts are Run's options (a Gate given
 // there is replaced by the Stepper's).
 func Start(ctx context.Context, sc *Scenario, b cluster.Backend, opts ...Option) *Stepper {
-	s := &Stepper{events: make(chan Event, 256), cmds: make(chan stepCmd, 16), done: make(chan struct{})}
+	s := &Stepper{events: make(chan Event, 256), cmds: make(chan stepCmd, 16), att: make(chan int, 4), done: make(chan struct{})}
 	all := false
 	gate := func(ctx context.Context, next int) (int, error) {
 		if all {
@@ -58,7 +59,7 @@ func Start(ctx context.Context, sc *Scenario, b cluster.Backend, opts ...Option)
 	go func() {
 		defer close(s.done)
 		defer close(s.events)
-		s.sum = Run(ctx, sc, b, SinkFunc(func(e Event) { s.events <- e }), append(opts, WithGate(gate))...)
+		s.sum = Run(ctx, sc, b, SinkFunc(func(e Event) { s.events <- e }), append(opts, WithGate(gate), func(o *options) { o.attendee = s.att })...)
 	}()
 	return s
 }
@@ -77,6 +78,20 @@ func (s *Stepper) Rerun(index int) { s.send(stepCmd{op: opRerun, index: index}) 
 
 // Stop skips the remaining steps; cleanup runs.
 func (s *Stepper) Stop() { s.send(stepCmd{op: opStop}) }
+
+// Recheck verifies the step the attendee is doing now (hands-on mode).
+func (s *Stepper) Recheck() { s.attend(Recheck) }
+
+// Solve lets the lab do the step the attendee is doing (hands-on mode).
+func (s *Stepper) Solve() { s.attend(Solve) }
+
+func (s *Stepper) attend(c int) {
+	select {
+	case s.att <- c:
+	case <-s.done:
+	default: // the same command is already queued
+	}
+}
 
 // Done is closed when the run, cleanup included, has ended.
 func (s *Stepper) Done() <-chan struct{} { return s.done }

@@ -76,6 +76,24 @@ func (t *Text) Emit(e steps.Event) {
 		if ev.Body != "" {
 			fmt.Fprintln(t.out, indentBody(ev.Body, indent, t.bodyLines))
 		}
+	case steps.Waiting:
+		fmt.Fprintf(t.out, "\n%syour turn — the command that does it (eval \"$(anonlab env)\" first):\n%s$ %s\n", indent, indent, strings.ReplaceAll(ev.Command, "\n", "\n"+indent+"  "))
+	case steps.Observed:
+		user := ev.User
+		if user == "" {
+			user = "(not authenticated)"
+		}
+		mark := "✓"
+		if !ev.Matched {
+			mark = "·"
+		}
+		fmt.Fprintf(t.out, "%s%s seen: %s %s by %s → %d (%s)\n", indent, mark, strings.ToUpper(ev.Verb), ev.Path, user, ev.Status, ev.UserAgent)
+		fmt.Fprintf(t.out, "%swhy: %s\n", indent, ev.Explain)
+		if ev.Why != "" {
+			fmt.Fprintf(t.out, "%snot this step: %s\n", indent, ev.Why)
+		}
+	case steps.DoneByLab:
+		fmt.Fprintf(t.out, "%sthe lab did this step for you\n", indent)
 	case steps.Check:
 		if ev.OK {
 			fmt.Fprintf(t.out, "%s✓ %s: %s\n", indent, ev.Name, ev.Got)

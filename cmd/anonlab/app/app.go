@@ -113,6 +113,7 @@ control plane (local processes or kind).`,
 	root.RunE = pickOnTerminal(streams)
 	root.AddCommand(newStatus(streams))
 	root.AddCommand(newCleanup(streams))
+	root.AddCommand(newEnv(streams))
 	root.AddCommand(newExport(streams))
 	root.AddCommand(newMatrix(streams))
 	return root

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/anonlab/anonlab/steps"
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/backends"
+	"github.com/anonlab/anonlab/steps/cluster/existing"
 )
 
 // labFlags are the flags of every command that runs a scenario (run, tui):
@@ -25,6 +27,8 @@ type labFlags struct {
 	lang        string
 	keep        bool
 	allowOpen   bool
+	handsOn     bool
+	stepTimeout time.Duration
 }
 
 func (f *labFlags) add(fl *pflag.FlagSet) {
@@ -36,12 +40,17 @@ func (f *labFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.kubeContext, "context", "", "existing backend: the kubeconfig context (default its current context)")
 	fl.StringVar(&f.lang, "lang", defaultLang(), "language of titles and explanations: "+strings.Join(steps.Languages, ", "))
 	fl.BoolVar(&f.keep, "keep", false, "keep the cluster running at the end")
+	fl.BoolVar(&f.handsOn, "hands-on", false, "hands-on mode: you type each step (eval \"$(anonlab env)\" in another shell), the lab checks it by what kube-apiserver's audit log and the cluster show, and says why the answer was 401, 403 or 200 (local and kind backends)")
+	fl.DurationVar(&f.stepTimeout, "step-timeout", 15*time.Minute, "hands-on mode: a step not done within this time fails")
 	fl.BoolVar(&f.allowOpen, "i-understand-this-opens-the-cluster", false, "let steps write to a cluster the lab did not create, and open it to anonymous users (everything applied is recorded and revoked in cleanup); without it such a cluster is only read")
 }
 
 func (f *labFlags) validate() error {
 	if !slices.Contains(steps.Languages, f.lang) {
 		return usageError("--lang %q: want one of %s", f.lang, strings.Join(steps.Languages, ", "))
+	}
+	if f.stepTimeout <= 0 {
+		return usageError("--step-timeout %s: want a positive duration", f.stepTimeout)
 	}
 	return nil
 }
@@ -56,6 +65,9 @@ func (f *labFlags) newBackend(ctx context.Context, streams IOStreams) (cluster.B
 	if why != "" {
 		fmt.Fprintf(streams.Err, "anonlab: backend %s: %s\n", name, why)
 	}
+	if f.handsOn && name == existing.Name {
+		return nil, usageError("--hands-on needs a cluster the lab creates (--backend local or kind): on a cluster it did not create the lab only reads, and the attendee's steps would open it to anonymous users")
+	}
 	b, err := backends.New(name, opts)
 	if err != nil {
 		return nil, &exitError{code: ExitBadUsage, err: err}
@@ -65,5 +77,9 @@ func (f *labFlags) newBackend(ctx context.Context, streams IOStreams) (cluster.B
 
 // runOptions are the engine options the flags ask for.
 func (f *labFlags) runOptions() []steps.Option {
-	return []steps.Option{steps.WithLang(f.lang), steps.WithKeepCluster(f.keep), steps.WithAllowOpen(f.allowOpen)}
+	opts := []steps.Option{steps.WithLang(f.lang), steps.WithKeepCluster(f.keep), steps.WithAllowOpen(f.allowOpen)}
+	if f.handsOn {
+		opts = append(opts, steps.WithHandsOn(nil, f.stepTimeout))
+	}
+	return opts
 }

@@ -48,8 +48,20 @@ type Entry struct {
 	// leftover objects are revoked through them).
 	Kubeconfig string `json:"kubeconfig,omitempty"`
 	Context    string `json:"context,omitempty"`
+	// Shell is what `anonlab env` exports for the run's cluster: the
+	// variables every command the lab shows is written with.
+	Shell *Shell `json:"shell,omitempty"`
 	// Objects are what the run applied, each recorded before the apply.
 	Objects []Object `json:"objects,omitempty"`
+}
+
+// Shell is where a person's shell finds the run's cluster.
+type Shell struct {
+	CAFile            string `json:"caFile"`
+	APIServerManifest string `json:"apiserverManifest,omitempty"`
+	Node              string `json:"node,omitempty"`
+	// Manifests is a directory holding the scenario's manifest files.
+	Manifests string `json:"manifests"`
 }
 
 // Object is an object a run applied. UID is empty while the apply has not
