@@ -285,7 +285,7 @@ func (t *tokenStep) verify(_ context.Context, sc *StepContext, o *audit.Observat
 	if o.Code != http.StatusCreated {
 		return verdict{seen: true, why: fmt.Sprintf("the TokenRequest got %d: %s", o.Code, o.Message)}, nil
 	}
-	sc.run.tokens[t.SaveAs] = token{identity: t.identity(), variable: tokenVariable(t.SaveAs)}
+	sc.run.tokens[t.SaveAs] = token{identity: t.identity(), variable: tokenVariable(t.SaveAs), step: t}
 	return verdict{done: true, seen: true}, nil
 }
 

@@ -9,12 +9,14 @@ import (
 // event, by the shell variable it is shown as ($SA_TOKEN): a credential
 // never reaches a sink, whichever field a step put it in.
 func (r *runner) redact(e Event) Event {
-	if len(r.tokens) == 0 {
-		return e
-	}
 	var pairs []string
 	for _, t := range r.tokens {
-		pairs = append(pairs, t.value, "$"+t.variable)
+		if t.value != "" { // hands-on: the attendee holds the token, the lab none
+			pairs = append(pairs, t.value, "$"+t.variable)
+		}
+	}
+	if len(pairs) == 0 {
+		return e
 	}
 	return MapStrings(e, strings.NewReplacer(pairs...).Replace)
 }

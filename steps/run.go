@@ -69,6 +69,9 @@ type token struct {
 	value    string
 	identity string
 	variable string // the shell variable it is shown as
+	// step gets a token of the same identity again (hands-on mode: the
+	// attendee holds theirs, and the lab needs one to read a body).
+	step *tokenStep
 }
 
 type runner struct {

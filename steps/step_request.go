@@ -73,6 +73,12 @@ func (q *requestStep) Run(ctx context.Context, sc *StepContext) error {
 		if step, ok := sc.run.skippedTokens[q.Token]; ok && t.value == "" {
 			return Skip(fmt.Sprintf("no token %q: step %q, which was to get it, was skipped", q.Token, step))
 		}
+		if t.value == "" && t.step != nil {
+			if err := t.step.Run(ctx, sc); err != nil {
+				return err
+			}
+			t = sc.run.tokens[q.Token]
+		}
 		if t.value == "" {
 			return fmt.Errorf("token %q was not obtained (its step did not run)", q.Token)
 		}

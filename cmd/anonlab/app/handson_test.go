@@ -1,0 +1,156 @@
+package app
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anonlab/anonlab/e2e/attendee"
+	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/binaries"
+)
+
+// handsOnEvent holds the fields of the events a hands-on run's attendee
+// reads.
+type handsOnEvent struct {
+	Event    string   `json:"event"`
+	Step     string   `json:"step"`
+	Command  string   `json:"command"`
+	User     string   `json:"user"`
+	Groups   []string `json:"groups"`
+	Status   int      `json:"status"`
+	Decision string   `json:"decision"`
+	Reason   string   `json:"reason"`
+	Matched  bool     `json:"matched"`
+	Result   string   `json:"result"`
+	Error    string   `json:"error"`
+	Failed   *int     `json:"failed"`
+}
+
+// kubectlDirs are where the attendee's kubectl comes from: the one the
+// kind node image build leaves in the binaries cache, else $PATH's.
+func kubectlDirs(t *testing.T) []string {
+	t.Helper()
+	if root, err := binaries.CacheRoot(); err == nil {
+		dir := filepath.Join(root, cluster.DefaultKubernetesVersion)
+		if _, err := os.Stat(filepath.Join(dir, "kubectl")); err == nil {
+			return []string{dir}
+		}
+	}
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Fatal("the attendee types kubectl commands: no kubectl in the binaries cache (make kind-node-image builds one) or on $PATH")
+	}
+	return nil
+}
+
+// TestHandsOnAttendeeLocal is issue 11's "must show" on local: an attendee
+// types, verbatim after eval "$(anonlab env)", the command of every waiting
+// event; each step passes on what the lab observes. On the way it sends
+// the anonymous request with the ServiceAccount's token first (the step
+// stays open and the lab says who sent it), and one request with Python
+// instead of curl (an equivalent request passes: verification is by
+// observation).
+func TestHandsOnAttendeeLocal(t *testing.T) {
+	needCluster(t)
+	bin := anonlabBinary(t)
+	state := t.TempDir()
+	cmd := exec.Command(bin, "run", "anonymous-auth", "--backend", "local", "--hands-on", "--output", "json", "--lang", "en", "--step-timeout", "2m")
+	cmd.Env = append(os.Environ(), "ANONLAB_STATE_DIR="+state)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	sh, err := attendee.Start(bin, []string{"ANONLAB_STATE_DIR=" + state}, kubectlDirs(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+
+	typeIt := func(step, command string) {
+		out, status, err := sh.Type(command)
+		if err != nil {
+			t.Fatalf("step %s: %v", step, err)
+		}
+		t.Logf("step %s: $ %s\n%s\n(exit %d)", step, command, out, status)
+	}
+	matched := map[string]handsOnEvent{}
+	var unmatched []handsOnEvent
+	var last handsOnEvent
+	results := map[string]string{}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e handsOnEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		last = e
+		switch e.Event {
+		case "waiting":
+			switch e.Step {
+			case "anonymous-namespaces-granted":
+				// The wrong identity first: the step must stay open.
+				typeIt(e.Step+" (with the token)", `curl -sS --cacert "$CACERT" -H "Authorization: Bearer $SA_TOKEN" "$APISERVER/api/v1/namespaces" -o /dev/null -w '%{http_code}\n'`)
+			case "anonymous-api":
+				// Another client entirely, with the cluster's CA.
+				typeIt(e.Step+" (python)", `python3 -c 'import os, ssl, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(os.environ["APISERVER"] + "/api", context=ssl.create_default_context(cafile=os.environ["CACERT"]))
+except urllib.error.HTTPError as e:
+    print(e.code)'`)
+				continue
+			}
+			typeIt(e.Step, e.Command)
+		case "observed":
+			if e.Matched {
+				matched[e.Step] = e
+			} else {
+				unmatched = append(unmatched, e)
+			}
+		case "finished":
+			results[e.Step] = e.Result
+			if e.Result == "failed" {
+				t.Errorf("step %s failed: %s", e.Step, e.Error)
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("anonlab run --hands-on: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if last.Event != "summary" || last.Failed == nil || *last.Failed != 0 {
+		t.Errorf("last event %+v, want a summary with no failure", last)
+	}
+	for _, step := range []string{"sa-token", "api-with-token", "anonymous-api", "anonymous-namespaces", "grant-anonymous", "anonymous-namespaces-granted", "disable-anonymous", "anonymous-api-unauthorized"} {
+		if results[step] != "passed" {
+			t.Errorf("step %s: %q, want passed", step, results[step])
+		}
+	}
+	if e := matched["anonymous-api"]; e.Status != 403 || e.User != "system:anonymous" || e.Decision != "forbid" {
+		t.Errorf("anonymous-api observed %+v, want 403 by system:anonymous, forbid", e)
+	}
+	if e := matched["anonymous-namespaces-granted"]; e.Status != 200 || e.Decision != "allow" || !strings.Contains(e.Reason, "my-cluster-role-binding") {
+		t.Errorf("anonymous-namespaces-granted observed %+v, want 200, allow, by my-cluster-role-binding", e)
+	}
+	if e := matched["anonymous-api-unauthorized"]; e.Status != 401 || e.User != "" {
+		t.Errorf("anonymous-api-unauthorized observed %+v, want 401 with no user", e)
+	}
+	found := false
+	for _, e := range unmatched {
+		if e.Step == "anonymous-namespaces-granted" && e.User == "system:serviceaccount:default:default" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the request sent with the token was not reported as not doing the step; unmatched observations: %+v", unmatched)
+	}
+}

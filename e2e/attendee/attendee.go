@@ -1,0 +1,81 @@
+// Package attendee plays a workshop attendee in tests of hands-on mode: one
+// bash shell, kept open like a terminal, into which the commands the lab
+// shows are typed verbatim, after eval "$(anonlab env)".
+package attendee
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Shell is the attendee's bash.
+type Shell struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	out     *bufio.Scanner
+	anonlab string
+	n       int
+}
+
+// Start opens bash with env added to this process's environment; anonlab
+// is the binary whose `env` the shell evaluates before each command, and
+// path lists directories put first on $PATH (kubectl).
+func Start(anonlab string, env []string, path ...string) (*Shell, error) {
+	cmd := exec.Command("bash", "--norc", "--noprofile")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Env, "PATH="+strings.Join(append(path, filepath.Dir(anonlab), os.Getenv("PATH")), string(os.PathListSeparator)))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start bash: %w", err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	s := &Shell{cmd: cmd, stdin: stdin, out: sc, anonlab: anonlab}
+	if _, _, err := s.Type("exec 2>&1"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Type runs command in the shell as typed, after eval "$(anonlab env)",
+// and returns what it printed and its exit status.
+func (s *Shell) Type(command string) (output string, status int, err error) {
+	s.n++
+	marker := "__attendee_done_" + strconv.Itoa(s.n)
+	script := command + "\necho; echo " + marker + " $?\n"
+	if s.n > 1 {
+		script = `eval "$(` + filepath.Base(s.anonlab) + ` env)"` + "\n" + script
+	}
+	if _, err := io.WriteString(s.stdin, script); err != nil {
+		return "", 0, fmt.Errorf("type into bash: %w", err)
+	}
+	var b strings.Builder
+	for s.out.Scan() {
+		line := s.out.Text()
+		if rest, ok := strings.CutPrefix(line, marker+" "); ok {
+			status, _ := strconv.Atoi(rest)
+			return strings.TrimSuffix(b.String(), "\n"), status, nil
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String(), 0, fmt.Errorf("bash ended: %v", s.out.Err())
+}
+
+// Close ends the shell.
+func (s *Shell) Close() error {
+	s.stdin.Close()
+	return s.cmd.Wait()
+}
