@@ -27,6 +27,10 @@ type Controller interface {
 	Stop()
 	// Interrupt cancels the step that runs; cleanup follows.
 	Interrupt()
+	// Recheck verifies the step the attendee does now (hands-on mode).
+	Recheck()
+	// Solve lets the lab do the step the attendee does now (hands-on mode).
+	Solve()
 }
 
 // Engine is a steps.Stepper whose context the TUI may cancel, so that q in

@@ -389,6 +389,12 @@ func (m Walkthrough) detail() string {
 		switch it := r.items[i].(type) {
 		case steps.Command:
 			para(m.command(it.Text, w))
+		case steps.Waiting:
+			para(m.yourTurnView(r, it, w))
+		case steps.Observed:
+			para(m.observed(it, w))
+		case steps.DoneByLab:
+			para(paint(m.st.dim, "  the lab did this step for you"))
 		case steps.Log:
 			para(paint(m.st.dim, "  "+hang(it.Text, w, 2)))
 		case steps.Check:
@@ -415,6 +421,9 @@ func (m Walkthrough) detail() string {
 func (m Walkthrough) state(r row) string {
 	switch r.status {
 	case running:
+		if r.waiting {
+			return m.st.running.Render("your turn · " + m.elapsed(r))
+		}
 		return m.st.running.Render("running · " + m.elapsed(r))
 	case steps.Passed:
 		return m.st.passed.Render("passed in " + m.elapsed(r))
@@ -439,6 +448,37 @@ func (m Walkthrough) command(text string, w int) string {
 		return paint(m.st.dim, ansi.Wrap(text, w, ""))
 	}
 	return m.st.label.Render("Type it yourself") + "\n" + paint(m.st.command, "  "+strings.ReplaceAll(shellWrap(text, w-2), "\n", "\n  "))
+}
+
+// yourTurnView is what the attendee is to do: the command, and the hints
+// asked for so far.
+func (m Walkthrough) yourTurnView(r row, w steps.Waiting, width int) string {
+	var b strings.Builder
+	b.WriteString(m.st.label.Render("Your turn") + m.st.dim.Render(" · in another shell: eval \"$(anonlab env)\", then type the step; the lab watches") + "\n")
+	for i := 0; i < r.hints && i < len(r.info.Hints); i++ {
+		b.WriteString(m.st.label.Render(fmt.Sprintf("Hint %d", i+1)) + " " + hang(r.info.Hints[i], width, 7) + "\n")
+	}
+	b.WriteString(m.st.dim.Render("h: a hint · s: the lab does it · enter: check again") + "\n")
+	b.WriteString(m.command(w.Command, width))
+	return b.String()
+}
+
+// observed is a request the lab saw for the step.
+func (m Walkthrough) observed(o steps.Observed, w int) string {
+	user := o.User
+	if user == "" {
+		user = "not authenticated"
+	}
+	mark := m.st.passed.Render("✓")
+	if !o.Matched {
+		mark = m.st.skipped.Render("·")
+	}
+	line := fmt.Sprintf("%s %s · %s → %d", strings.ToUpper(o.Verb), o.Path, user, o.Status)
+	s := mark + " " + m.st.label.Render("Seen") + " " + hang(line, w, 7) + "\n" + paint(m.st.dim, "  "+hang("why: "+o.Explain, w, 2))
+	if o.Why != "" {
+		s += "\n" + paint(m.st.errText, "  "+hang(o.Why, w, 2))
+	}
+	return s
 }
 
 func (m Walkthrough) exchange(ex steps.HTTPExchange, checks []steps.Check, w int) string {

@@ -52,6 +52,10 @@ type row struct {
 	// anonymous is anonymous auth as this step left it, when it changed
 	// the cluster.
 	anonymous string
+	// waiting: hands-on mode, the attendee's turn; hints is how many of
+	// the step's hints they have asked for.
+	waiting bool
+	hints   int
 }
 
 // Walkthrough is the screen that runs a scenario step by step. Its state
@@ -202,6 +206,18 @@ func (m *Walkthrough) apply(ev steps.Event) {
 		m.addItem(ev.Step, ev)
 	case steps.Check:
 		m.addItem(ev.Step, ev)
+	case steps.Waiting:
+		if r := m.running(ev.Step); r != nil {
+			r.waiting = true
+			r.items = append(r.items, ev)
+		}
+	case steps.Observed:
+		m.addItem(ev.Step, ev)
+	case steps.DoneByLab:
+		if r := m.running(ev.Step); r != nil {
+			r.waiting = false
+			r.items = append(r.items, ev)
+		}
 	case steps.Log:
 		if r := m.running(ev.Step); r != nil {
 			r.items = append(r.items, ev)
@@ -281,6 +297,20 @@ func (m Walkthrough) stepsLeft() bool { return !m.started || m.next < m.nMain }
 // canAll tells whether a would run the remaining steps.
 func (m Walkthrough) canAll() bool { return !m.all && !m.quitting && !m.cleaning && m.stepsLeft() }
 
+// yourTurn is the running row when the attendee is to do its step.
+func (m Walkthrough) yourTurn() *row {
+	if m.current >= 0 && m.rows[m.current].waiting && !m.quitting {
+		return &m.rows[m.current]
+	}
+	return nil
+}
+
+// canHint tells whether h would show one more hint.
+func (m Walkthrough) canHint() bool {
+	r := m.yourTurn()
+	return r != nil && r.hints < len(r.info.Hints)
+}
+
 // canRerun tells whether r would re-run the selected step.
 func (m Walkthrough) canRerun() bool {
 	return m.atGate() && m.selected < m.nMain && m.selected < len(m.rows) && m.rows[m.selected].status == steps.Failed
@@ -295,6 +325,16 @@ func (m Walkthrough) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, m.keys.Help):
 		m.help.ShowAll = !m.help.ShowAll
 		m.layout()
+	case key.Matches(msg, m.keys.Next) && m.yourTurn() != nil:
+		m.flash = "checking again"
+		cmd = order(m.ctl.Recheck)
+	case key.Matches(msg, m.keys.Hint) && m.canHint():
+		m.rows[m.current].hints++
+		m.follow = true
+		m.selectRow(m.current)
+	case key.Matches(msg, m.keys.Solve) && m.yourTurn() != nil:
+		m.flash = "the lab does this step"
+		cmd = order(m.ctl.Solve)
 	case key.Matches(msg, m.keys.Next) && m.atGate():
 		m.asked, m.follow = true, true
 		m.selectRow(m.next)
@@ -377,6 +417,8 @@ func (m Walkthrough) lastCommand() string {
 			return it.Text
 		case steps.HTTPExchange:
 			return it.Command
+		case steps.Waiting:
+			return it.Command
 		}
 	}
 	return ""
@@ -386,7 +428,14 @@ func (m Walkthrough) lastCommand() string {
 // and the right-hand pane's content.
 func (m *Walkthrough) refresh() {
 	k := &m.keys
-	k.Next.SetEnabled(m.atGate())
+	k.Next.SetEnabled(m.atGate() || m.yourTurn() != nil)
+	if m.yourTurn() != nil {
+		k.Next.SetHelp("enter", "check again")
+	} else {
+		k.Next.SetHelp("enter", "run next step")
+	}
+	k.Hint.SetEnabled(m.canHint())
+	k.Solve.SetEnabled(m.yourTurn() != nil)
 	k.All.SetEnabled(m.canAll())
 	k.Rerun.SetEnabled(m.canRerun())
 	k.Copy.SetEnabled(m.lastCommand() != "")
