@@ -16,12 +16,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// Entry is what one backend instance of one run created.
+// Entry is what one backend instance of one run created. Record, Forget,
+// SetProcesses and Save may be called from different goroutines (the
+// engine records objects while the local backend's kubelet records the
+// kube-apiserver it restarted).
 type Entry struct {
+	mu sync.Mutex
 	// ID names the entry's file.
 	ID string `json:"id"`
 	// Owner is the pid of the anonlab process that created it.
@@ -92,6 +97,8 @@ func (o Object) String() string {
 
 // Record adds o, or updates the record of the same object (Save writes it).
 func (e *Entry) Record(o Object) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for i := range e.Objects {
 		if e.Objects[i].Same(o) {
 			e.Objects[i] = o
@@ -103,6 +110,8 @@ func (e *Entry) Record(o Object) {
 
 // Forget drops the record of o (Save writes it).
 func (e *Entry) Forget(o Object) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.Objects = slices.DeleteFunc(e.Objects, o.Same)
 }
 
@@ -159,9 +168,15 @@ func NewEntry(backend string) *Entry {
 	}
 }
 
-// AddProcess records a child.
-func (e *Entry) AddProcess(pid int) {
-	e.Processes = append(e.Processes, Process{Pid: pid, Cmdline: cmdline(pid)})
+// SetProcesses records the children that run now, replacing the list.
+func (e *Entry) SetProcesses(pids ...int) {
+	procs := make([]Process, 0, len(pids))
+	for _, pid := range pids {
+		procs = append(procs, Process{Pid: pid, Cmdline: cmdline(pid)})
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Processes = procs
 }
 
 // Save writes the entry (0600, in a 0700 directory).
@@ -173,6 +188,9 @@ func (e *Entry) Save() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
 	}
+	// Held until the rename: concurrent saves share the temporary file.
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	data, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return err

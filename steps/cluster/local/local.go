@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -52,30 +53,45 @@ func WithReadyTimeout(d time.Duration) Option { return func(o *options) { o.read
 // Linux, the system kills them when the lab dies, however it dies.
 func WithKeep(keep bool) Option { return func(o *options) { o.keep = keep } }
 
-// Backend is the local control plane. It is not safe for concurrent use:
-// the engine calls it from one goroutine.
+// Backend is the local control plane. The engine calls it from one
+// goroutine; its kubelet (kubelet.go) runs on another from Create to
+// Destroy, and the two share the fields below mu.
 type Backend struct {
-	opts      options
-	dir       string // private, 0700, removed by Destroy
-	bin       string
-	etcd      *process
-	apiserver *process
-	port      int
-	baseArgs  []string // the flags of the first start, restored on cleanup
-	args      []string // the flags kube-apiserver runs with now
-	cfg       *rest.Config
-	http      *http.Client
-	info      cluster.Info
-	entry     *ledger.Entry // what this run created, for anonlab cleanup
+	opts  options
+	dir   string // private, 0700, removed by Destroy
+	bin   string
+	etcd  *process
+	port  int
+	cfg   *rest.Config
+	http  *http.Client
+	info  cluster.Info
+	entry *ledger.Entry // what this run created, for anonlab cleanup
+	// stopKubelet ends the kubelet and waits until it has returned, which
+	// closes kubeletDone.
+	stopKubelet func()
+	kubeletDone <-chan struct{}
+
+	mu sync.Mutex
+	// pod is the kube-apiserver started last.
+	pod *pod
+	// startErr is why a kube-apiserver started from the manifest failed,
+	// since one last served: its own last error line when it has one.
+	startErr string
+	// synced is the manifest the kubelet read last.
+	synced []byte
+	// changed is closed, and replaced, when the kubelet has read the
+	// manifest or pod or startErr changed.
+	changed chan struct{}
 }
 
 var (
-	_ cluster.Backend               = (*Backend)(nil)
-	_ cluster.Recorder              = (*Backend)(nil)
-	_ cluster.APIServerReconfigurer = (*Backend)(nil)
-	_ cluster.ChangeDescriber       = (*Backend)(nil)
-	_ cluster.FlagsDescriber        = (*Backend)(nil)
-	_ cluster.APIServerFileReader   = (*Backend)(nil)
+	_ cluster.Backend                = (*Backend)(nil)
+	_ cluster.Recorder               = (*Backend)(nil)
+	_ cluster.APIServerReconfigurer  = (*Backend)(nil)
+	_ cluster.ChangeDescriber        = (*Backend)(nil)
+	_ cluster.FlagsDescriber         = (*Backend)(nil)
+	_ cluster.APIServerFileReader    = (*Backend)(nil)
+	_ cluster.ServingAPIServerReader = (*Backend)(nil)
 )
 
 // New returns a local backend; nothing starts until Create.
@@ -84,7 +100,7 @@ func New(opts ...Option) *Backend {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Backend{opts: o}
+	return &Backend{opts: o, changed: make(chan struct{})}
 }
 
 // Name implements cluster.Backend.
@@ -114,7 +130,7 @@ func (b *Backend) AuditLogPath() string {
 // Pids are the process ids of the children that run now.
 func (b *Backend) Pids() []int {
 	var pids []int
-	for _, p := range []*process{b.etcd, b.apiserver} {
+	for _, p := range []*process{b.etcd, b.apiserver()} {
 		if p != nil && p.running() {
 			pids = append(pids, p.Pid())
 		}
@@ -122,9 +138,19 @@ func (b *Backend) Pids() []int {
 	return pids
 }
 
+// apiserver is the kube-apiserver process started last, nil if none.
+func (b *Backend) apiserver() *process {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pod == nil {
+		return nil
+	}
+	return b.pod.proc
+}
+
 // Create implements cluster.Backend.
 func (b *Backend) Create(ctx context.Context) (err error) {
-	if b.apiserver != nil && b.apiserver.running() {
+	if p := b.apiserver(); p != nil && p.running() {
 		return nil
 	}
 	bin, err := binaries.Resolve(ctx, b.opts.version, binaries.WithDir(b.opts.binariesDir))
@@ -175,9 +201,12 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		// freePorts only finds ports that were free a moment ago; another
 		// program (a concurrent run) bound one since. Start again on others.
 		cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "a port was taken (" + taken + "); starting again on other ports", Elapsed: time.Since(began)})
-		b.apiserver.stop(0)
-		b.etcd.stop(0)
-		b.apiserver, b.etcd = nil, nil
+		b.apiserver().kill()
+		b.etcd.kill()
+		b.mu.Lock()
+		b.pod = nil
+		b.mu.Unlock()
+		b.etcd = nil
 		if err = os.RemoveAll(filepath.Join(b.dir, "etcd")); err != nil {
 			return fmt.Errorf("remove the data of the etcd that could not start: %w", err)
 		}
@@ -186,6 +215,12 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		return err
 	}
 	if err = b.writeKubeconfig(); err != nil {
+		return err
+	}
+	if err = b.writeManifests(); err != nil {
+		return err
+	}
+	if err = b.startKubelet(); err != nil {
 		return err
 	}
 	version, id, err := cluster.ReadServer(ctx, b.cfg)
@@ -203,6 +238,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		CreatedByLab:      true,
 		Disposable:        true,
 		Identity:          id,
+		APIServerManifest: b.manifestPath(),
 	}
 	b.entry.Created, b.entry.Kubeconfig = true, b.info.Kubeconfig
 	b.entry.CAFingerprint, b.entry.KubeSystemUID = id.CAFingerprint, id.KubeSystemUID
@@ -218,7 +254,8 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 const startAttempts = 5
 
 // startControlPlane starts etcd and kube-apiserver on newly picked ports and
-// waits until kube-apiserver is ready.
+// waits until kube-apiserver is ready. The kubelet, started next, takes
+// this kube-apiserver as the one its manifest describes.
 func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 	ports, err := pickPorts(3)
 	if err != nil {
@@ -243,7 +280,7 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 	if err = b.record(); err != nil {
 		return err
 	}
-	b.baseArgs = []string{
+	args := []string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -277,9 +314,19 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 	if b.http, err = rest.HTTPClientFor(b.cfg); err != nil {
 		return err
 	}
-	if err = b.startAPIServer(ctx, b.baseArgs); err != nil {
+	apiserver, err := b.startAPIServer(args)
+	if err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
 	}
+	report := func(detail string, elapsed time.Duration) {
+		cluster.ReportProgress(ctx, cluster.Progress{Phase: "wait", Detail: detail, Elapsed: elapsed})
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.opts.readyWithin)
+	defer cancel()
+	if err := b.waitReady(rctx, apiserver.proc, report); err != nil {
+		return fmt.Errorf("start kube-apiserver: %w", err)
+	}
+	b.settle(apiserver, nil)
 	return nil
 }
 
@@ -287,7 +334,7 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 // the error (the whole last error line if it has no "listen tcp" part),
 // else "".
 func (b *Backend) portTaken() string {
-	for _, p := range []*process{b.etcd, b.apiserver} {
+	for _, p := range []*process{b.etcd, b.apiserver()} {
 		if p == nil || p.running() {
 			continue
 		}
@@ -341,24 +388,25 @@ func (b *Backend) writeKubeconfig() error {
 	return clientcmd.WriteToFile(*kc, filepath.Join(b.dir, "admin.kubeconfig"))
 }
 
-// startAPIServer starts kube-apiserver with args and polls its /readyz as
-// the admin until it answers 200, it exits, or the bound passes.
-func (b *Backend) startAPIServer(ctx context.Context, args []string) error {
-	p, err := start(binaries.KubeAPIServer, filepath.Join(b.bin, binaries.KubeAPIServer), args, filepath.Join(b.dir, "kube-apiserver.log"), !b.opts.keep)
+// startAPIServer starts kube-apiserver with args as the current pod and
+// records it in the run's ledger entry. The pod's process is nil when it
+// could not start.
+func (b *Backend) startAPIServer(args []string) (*pod, error) {
+	proc, err := start(binaries.KubeAPIServer, filepath.Join(b.bin, binaries.KubeAPIServer), args, filepath.Join(b.dir, "kube-apiserver.log"), !b.opts.keep)
+	p := &pod{args: args, proc: proc, state: starting}
+	b.mu.Lock()
+	b.pod = p
+	b.mu.Unlock()
 	if err != nil {
-		return err
+		return p, err
 	}
-	b.apiserver = p
-	b.args = args
-	if err := b.record(); err != nil {
-		return err
-	}
-	return b.waitReady(ctx)
+	return p, b.record()
 }
 
-func (b *Backend) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.readyWithin)
-	defer cancel()
+// waitReady polls kube-apiserver's /readyz as the admin until it answers
+// 200, the process or etcd exits, or ctx ends (its deadline is the bound),
+// telling report what it saw.
+func (b *Backend) waitReady(ctx context.Context, p *process, report func(detail string, elapsed time.Duration)) error {
 	start := time.Now()
 	interval := 10 * time.Millisecond
 	timer := time.NewTimer(0)
@@ -368,8 +416,8 @@ func (b *Backend) waitReady(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("kube-apiserver not ready after %s (last: %s): %w", time.Since(start).Round(time.Millisecond), last, ctx.Err())
-		case <-b.apiserver.exited:
-			return fmt.Errorf("kube-apiserver exited (%v): %s", b.apiserver.err, b.apiserver.lastError())
+		case <-p.exited:
+			return fmt.Errorf("kube-apiserver exited (%v): %s", p.err, p.lastError())
 		case <-b.etcd.exited:
 			return fmt.Errorf("etcd exited (%v): %s", b.etcd.err, b.etcd.lastError())
 		case <-timer.C:
@@ -383,7 +431,7 @@ func (b *Backend) waitReady(ctx context.Context) error {
 		} else {
 			last = "GET /readyz " + strconv.Itoa(code)
 		}
-		cluster.ReportProgress(ctx, cluster.Progress{Phase: "wait", Detail: "polling " + b.cfg.Host + "/readyz as " + adminUser + ": " + last, Elapsed: time.Since(start)})
+		report("polling "+b.cfg.Host+"/readyz as "+adminUser+": "+last, time.Since(start))
 		timer.Reset(interval)
 		interval = min(interval*2, 50*time.Millisecond)
 	}
@@ -404,71 +452,22 @@ func (b *Backend) get(ctx context.Context, path string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// ReconfigureAPIServer implements cluster.APIServerReconfigurer: etcd keeps
-// running, so everything stored (the RBAC objects) survives, as on a node.
-func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APIServerChange) error {
-	if b.apiserver == nil {
-		return errors.New("reconfigure kube-apiserver: the cluster is not running")
-	}
-	filesDir := filepath.Join(b.dir, "files")
-	if len(change.Files) > 0 {
-		if err := os.MkdirAll(filesDir, 0o700); err != nil {
-			return err
-		}
-		for name, data := range change.Files {
-			if err := os.WriteFile(filepath.Join(filesDir, filepath.Base(name)), data, 0o600); err != nil {
-				return fmt.Errorf("write %s: %w", name, err)
-			}
-		}
-	}
-	previous := b.args
-	next := cluster.ApplyFlags(previous, change, filesDir)
-	if err := b.restart(ctx, next); err != nil {
-		lastErr := b.apiserver.lastError()
-		// Roll back even when interrupted (Ctrl-C): cleanup needs a serving
-		// apiserver to revoke what the run granted.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.readyWithin)
-		defer cancel()
-		// The refused apiserver serves no one: no graceful shutdown for it.
-		b.apiserver.stop(0)
-		if ctx.Err() != nil && !cluster.RollbackOnCancel(ctx) {
-			return fmt.Errorf("interrupted while kube-apiserver restarted (not rolled back: the cluster is deleted next): %w", err)
-		}
-		if rerr := b.restart(rctx, previous); rerr != nil {
-			return fmt.Errorf("roll back kube-apiserver flags after %v: %w", err, rerr)
-		}
-		return &cluster.RollbackError{Change: change, LastError: lastErr, Err: err}
-	}
-	return nil
-}
-
-// RestoreAPIServer implements cluster.APIServerReconfigurer.
-func (b *Backend) RestoreAPIServer(ctx context.Context) error {
-	if b.apiserver == nil || equal(b.args, b.baseArgs) {
-		return nil
-	}
-	return b.restart(ctx, b.baseArgs)
-}
-
-// APIServerArgs implements cluster.APIServerReconfigurer.
-func (b *Backend) APIServerArgs(context.Context) ([]string, error) {
-	return append([]string(nil), b.args...), nil
-}
-
-func (b *Backend) restart(ctx context.Context, args []string) error {
-	b.apiserver.stop(30 * time.Second)
-	return b.startAPIServer(ctx, args)
-}
-
 // Destroy implements cluster.Backend. The processes are killed rather than
 // shut down gracefully: everything they hold is deleted with them.
 func (b *Backend) Destroy(context.Context) error {
+	if b.stopKubelet != nil {
+		b.stopKubelet()
+		b.stopKubelet = nil
+	}
 	if b.http != nil {
 		b.http.CloseIdleConnections()
 	}
-	b.apiserver.stop(0)
-	b.etcd.stop(0)
-	b.apiserver, b.etcd = nil, nil
+	b.apiserver().kill()
+	b.etcd.kill()
+	b.mu.Lock()
+	b.pod = nil
+	b.mu.Unlock()
+	b.etcd = nil
 	var errs []error
 	if b.dir != "" {
 		errs = append(errs, os.RemoveAll(b.dir))
@@ -483,11 +482,11 @@ func (b *Backend) Destroy(context.Context) error {
 
 // record writes the processes that run now into the run's ledger entry.
 func (b *Backend) record() error {
-	b.entry.Processes = nil
-	for _, pid := range b.Pids() {
-		b.entry.AddProcess(pid)
+	b.entry.SetProcesses(b.Pids()...)
+	if err := b.entry.Save(); err != nil {
+		return fmt.Errorf("record the lab's processes: %w", err)
 	}
-	return b.entry.Save()
+	return nil
 }
 
 // pickPorts is freePorts; a test makes it return a port it holds.
@@ -504,34 +503,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-func equal(a, b []string) bool {
-	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
-}
-
-// DescribeChange implements cluster.ChangeDescriber: on this backend the
-// lab restarts the process, as a kubelet restarts a static Pod.
-func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
-	args := cluster.ApplyFlags(b.args, change, filepath.Join(b.dir, "files"))
-	pid := 0
-	if b.apiserver != nil {
-		pid = b.apiserver.Pid()
-	}
-	return fmt.Sprintf("kill -TERM %d  # then start it again, etcd keeps running:\n%s %s",
-		pid, filepath.Join(b.bin, binaries.KubeAPIServer), strings.Join(args, " "))
-}
-
-// DescribeFlagsRead implements cluster.FlagsDescriber.
-func (b *Backend) DescribeFlagsRead() string {
-	if b.apiserver == nil {
-		return "ps -o args= -C kube-apiserver"
-	}
-	return fmt.Sprintf("ps -o args= -p %d", b.apiserver.Pid())
-}
-
-// ReadAPIServerFile implements cluster.APIServerFileReader: the process
-// runs on this machine.
-func (b *Backend) ReadAPIServerFile(_ context.Context, path string) ([]byte, error) {
-	return os.ReadFile(path)
 }

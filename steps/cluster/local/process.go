@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -56,24 +57,31 @@ func (p *process) running() bool {
 	}
 }
 
-// stop sends SIGTERM, as a kubelet does, and SIGKILL after grace (at once
-// when grace is 0).
-func (p *process) stop(grace time.Duration) {
+// stop sends SIGTERM, as a kubelet does, and SIGKILL after grace or when
+// ctx ends, whichever comes first (at once when grace is 0).
+func (p *process) stop(ctx context.Context, grace time.Duration) {
 	if p == nil || !p.running() {
 		return
 	}
-	if grace == 0 {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+	if grace > 0 {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+			return
+		case <-time.After(grace):
+		case <-ctx.Done():
+		}
+	}
+	p.kill()
+}
+
+// kill sends SIGKILL and waits until the process has exited.
+func (p *process) kill() {
+	if p == nil || !p.running() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
 }
 
 // lastError is the process's own last error line (cluster.LastErrorLine).
