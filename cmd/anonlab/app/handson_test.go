@@ -154,3 +154,23 @@ except urllib.error.HTTPError as e:
 		t.Errorf("the request sent with the token was not reported as not doing the step; unmatched observations: %+v", unmatched)
 	}
 }
+
+// --hands-on refuses a cluster the lab did not create, with exit 2 and
+// nothing started (the README's promise).
+func TestHandsOnRefusesExisting(t *testing.T) {
+	t.Setenv("ANONLAB_STATE_DIR", t.TempDir())
+	code, _, errOut := run(t, "run", "anonymous-auth", "--backend", "existing", "--kubeconfig", filepath.Join(t.TempDir(), "none"), "--hands-on")
+	if code != ExitBadUsage || !strings.Contains(errOut, "--hands-on needs a cluster the lab creates") {
+		t.Errorf("exit %d, stderr %q; want 2 and why", code, errOut)
+	}
+}
+
+// anonlab env with no lab running says so and exits 1, printing nothing a
+// shell would eval.
+func TestEnvWithoutLab(t *testing.T) {
+	t.Setenv("ANONLAB_STATE_DIR", t.TempDir())
+	code, out, errOut := run(t, "env")
+	if code != ExitFailed || out != "" || !strings.Contains(errOut, "no lab runs now") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, and why", code, out, errOut)
+	}
+}
