@@ -51,7 +51,7 @@ func (c *clusterStep) Run(ctx context.Context, sc *StepContext) error {
 			return err
 		}
 	}
-	sc.Log("kube-apiserver %s serves at %s (%s backend)", info.KubernetesVersion, info.URL, sc.Backend.Name())
+	sc.Log("kube-apiserver %s serves at %s (%s backend); CA file: %s", info.KubernetesVersion, info.URL, sc.Backend.Name(), info.CAFile)
 	sc.clusterState(currentArgs(ctx, sc.Backend), true)
 	return nil
 }

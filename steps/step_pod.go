@@ -3,8 +3,10 @@ package steps
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/anonlab/anonlab/steps/audit"
 	"github.com/anonlab/anonlab/steps/cluster"
 )
 
@@ -48,6 +50,13 @@ func (p *podStep) Run(ctx context.Context, sc *StepContext) error {
 	defer cancel()
 	start := time.Now()
 	interval := 250 * time.Millisecond
+	// The kubelet's probes, as the audit log shows them, are why the Pod
+	// turns NotReady: each distinct answer is reported once.
+	var probes <-chan audit.Observation
+	if sc.run.audit != nil {
+		probes = sc.run.audit.C()
+	}
+	seen := map[string]bool{}
 	var last cluster.PodStatus
 	var lastErr error
 	for {
@@ -55,6 +64,7 @@ func (p *podStep) Run(ctx context.Context, sc *StepContext) error {
 		if err == nil {
 			last, lastErr = st, nil
 			if st.Ready == *p.Ready {
+				p.drain(sc, probes, seen)
 				sc.Check(CheckResult{Name: "kube-apiserver Pod ready", Want: fmt.Sprint(*p.Ready), Got: podSummary(st), OK: true})
 				return nil
 			}
@@ -63,8 +73,7 @@ func (p *podStep) Run(ctx context.Context, sc *StepContext) error {
 		}
 		sc.progress(cluster.Progress{Phase: "wait", Detail: fmt.Sprintf("waiting for the kube-apiserver Pod to be ready=%v: %s (%s left)",
 			*p.Ready, podSummary(last), (p.within - time.Since(start)).Round(time.Second)), Elapsed: time.Since(start)})
-		select {
-		case <-ctx.Done():
+		if done := p.wait(ctx, sc, interval, &probes, seen); done {
 			if parent.Err() != nil {
 				return parent.Err()
 			}
@@ -74,8 +83,53 @@ func (p *podStep) Run(ctx context.Context, sc *StepContext) error {
 			}
 			sc.Check(CheckResult{Name: "kube-apiserver Pod ready", Want: fmt.Sprint(*p.Ready), Got: got, OK: false})
 			return nil
-		case <-time.After(interval):
 		}
+	}
+}
+
+// wait waits interval, reporting the kubelet's probes the audit log shows
+// meanwhile; it returns true when ctx ended.
+func (p *podStep) wait(ctx context.Context, sc *StepContext, interval time.Duration, probes *<-chan audit.Observation, seen map[string]bool) bool {
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case <-timer.C:
+			return false
+		case o, ok := <-*probes:
+			if !ok {
+				*probes = nil
+				continue
+			}
+			p.report(sc, o, seen)
+		}
+	}
+}
+
+// drain reports the probes the audit log has shown and the step not read.
+func (p *podStep) drain(sc *StepContext, probes <-chan audit.Observation, seen map[string]bool) {
+	for {
+		select {
+		case o, ok := <-probes:
+			if !ok {
+				return
+			}
+			p.report(sc, o, seen)
+		default:
+			return
+		}
+	}
+}
+
+// report emits o when it is a kubelet probe with an answer not seen yet.
+func (p *podStep) report(sc *StepContext, o audit.Observation, seen map[string]bool) {
+	if key := fmt.Sprint(o.Path, o.Code); strings.HasPrefix(o.UserAgent, "kube-probe/") && !seen[key] {
+		seen[key] = true
+		sc.run.emit(Observed{Step: sc.Step.ID, User: o.User, Groups: o.Groups, Verb: o.Verb, Path: o.Path, Status: o.Code,
+			Decision: o.Decision, Reason: o.AuthzReason, UserAgent: o.UserAgent, Matched: true,
+			Explain: "the kubelet's probe: " + audit.ExplainIn(o, sc.Lang(), audit.SentCredentials(false))})
 	}
 }
 

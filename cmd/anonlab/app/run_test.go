@@ -139,11 +139,11 @@ func TestRunArticleLocal(t *testing.T) {
 		t.Errorf("a token (JWT) appears in the output")
 	}
 
-	// Nothing of the run is left: its private directory (named in the
-	// commands, as the CA path) and any process started from it.
-	dir := regexp.MustCompile(`--cacert (\S+)/ca\.crt`).FindStringSubmatch(https[1].Command)
+	// Nothing of the run is left: its private directory (where the log
+	// says its CA file is) and any process started from it.
+	dir := caDir.FindStringSubmatch(out)
 	if dir == nil {
-		t.Fatalf("no --cacert path in %q", https[1].Command)
+		t.Fatalf("no CA file named in the output:\n%s", out)
 	}
 	if _, err := os.Stat(dir[1]); !os.IsNotExist(err) {
 		t.Errorf("the run's directory %s is still there (stat: %v)", dir[1], err)
@@ -152,6 +152,10 @@ func TestRunArticleLocal(t *testing.T) {
 		t.Errorf("processes of the run still running: %v", pids)
 	}
 }
+
+// caDir finds the run's private directory in the log line that names its
+// CA file.
+var caDir = regexp.MustCompile(`CA file: (\S+)/ca\.crt`)
 
 // processesMentioning lists the pids whose command line contains s.
 func processesMentioning(t *testing.T, s string) []string {

@@ -82,14 +82,13 @@ func startUntil(t *testing.T, stateDir string, args []string, match func(map[str
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(nil, 1<<20)
 	dir := ""
-	cacert := regexp.MustCompile(`--cacert (\S+)/ca\.crt`)
 	for sc.Scan() {
 		var e map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("not JSON: %q", sc.Text())
 		}
-		if c, ok := e["command"].(string); ok && dir == "" {
-			if m := cacert.FindStringSubmatch(c); m != nil {
+		if c, ok := e["text"].(string); ok && dir == "" {
+			if m := caDir.FindStringSubmatch(c); m != nil {
 				dir = m[1]
 			}
 		}
@@ -226,7 +225,7 @@ func TestConcurrentRuns(t *testing.T) {
 				if e.Event == "cluster" && e.URL != "" {
 					runs[i].url = e.URL
 				}
-				if m := regexp.MustCompile(`--kubeconfig (\S+)/admin\.kubeconfig`).FindStringSubmatch(e.Command); m != nil {
+				if m := caDir.FindStringSubmatch(e.Text); m != nil {
 					runs[i].dir = m[1]
 				}
 			}
