@@ -56,7 +56,9 @@ type pod struct {
 }
 
 // startKubelet watches the manifests directory on a goroutine of its own
-// until stopKubelet. The kube-apiserver that runs is the manifest's.
+// until stopKubelet, having read the manifest once, as a kubelet does when
+// it starts: the kube-apiserver that runs is the manifest's already, unless
+// it was edited since Create wrote it.
 func (b *Backend) startKubelet() error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -88,8 +90,7 @@ func (b *Backend) runKubelet(ctx context.Context, w *fsnotify.Watcher) {
 		_ = w.Close()
 		readiness.Wait()
 	}()
-	settle := time.NewTimer(settleDelay)
-	settle.Stop()
+	settle := time.NewTimer(0)
 	for {
 		select {
 		case <-ctx.Done():

@@ -1,5 +1,7 @@
 // Package local runs a control plane as child processes on 127.0.0.1: etcd
 // and kube-apiserver with kubeadm-like flags. It needs no container runtime.
+// kube-apiserver's flags live in a static-Pod manifest in the lab's
+// directory, which the backend watches as a kubelet does (kubelet.go).
 package local
 
 import (
@@ -220,9 +222,6 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = b.writeManifests(); err != nil {
 		return err
 	}
-	if err = b.startKubelet(); err != nil {
-		return err
-	}
 	version, id, err := cluster.ReadServer(ctx, b.cfg)
 	if err != nil {
 		return err
@@ -243,6 +242,10 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	b.entry.Created, b.entry.Kubeconfig = true, b.info.Kubeconfig
 	b.entry.CAFingerprint, b.entry.KubeSystemUID = id.CAFingerprint, id.KubeSystemUID
 	if err = b.entry.Save(); err != nil {
+		return err
+	}
+	// Last: the entry is the kubelet's to update from now on.
+	if err = b.startKubelet(); err != nil {
 		return err
 	}
 	cluster.ReportProgress(ctx, cluster.Progress{Phase: "create", Detail: "kube-apiserver " + version + " serves at " + b.cfg.Host, Elapsed: time.Since(began), Done: true})

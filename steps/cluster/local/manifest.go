@@ -85,9 +85,6 @@ func (b *Backend) writeManifests() error {
 	if err := os.Mkdir(filepath.Join(b.dir, manifestsDir), 0o700); err != nil {
 		return fmt.Errorf("create the manifests directory: %w", err)
 	}
-	b.mu.Lock()
-	b.synced = data // the kubelet, started next, runs it already
-	b.mu.Unlock()
 	return b.writeManifest(data)
 }
 
