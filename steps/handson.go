@@ -390,7 +390,7 @@ func (f *flagsStep) solution(sc *StepContext) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("the %s backend cannot say how to change kube-apiserver's flags by hand", sc.Backend.Name())
 	}
-	change, err := f.change(sc, false)
+	change, err := f.change(sc)
 	if err != nil {
 		return "", err
 	}

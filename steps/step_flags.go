@@ -82,7 +82,7 @@ func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 	if err := sc.mayWrite("change kube-apiserver's flags", nil); err != nil {
 		return err
 	}
-	change, err := f.change(sc, true)
+	change, err := f.change(sc)
 	if err != nil {
 		return err
 	}
@@ -116,14 +116,10 @@ func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 	return nil
 }
 
-// change is the step's change to kube-apiserver, its files read when
-// withFiles (a person's commands copy them from $MANIFESTS instead).
-func (f *flagsStep) change(sc *StepContext, withFiles bool) (cluster.APIServerChange, error) {
+// change is the step's change to kube-apiserver, its files read.
+func (f *flagsStep) change(sc *StepContext) (cluster.APIServerChange, error) {
 	change := cluster.APIServerChange{Set: f.Set, Remove: f.Remove, Files: map[string][]byte{}, Sources: f.Files}
 	for name, manifest := range f.Files {
-		if !withFiles {
-			continue
-		}
 		data, err := readManifest(sc.run.scenario, manifest)
 		if err != nil {
 			return change, err

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,7 +217,7 @@ func TestConcurrentRuns(t *testing.T) {
 				return
 			}
 			for _, line := range strings.Split(string(out), "\n") {
-				var e struct{ Event, URL, Command, Text string }
+				var e struct{ Event, URL, Text string }
 				if json.Unmarshal([]byte(line), &e) != nil {
 					continue
 				}
@@ -304,14 +303,14 @@ func TestPanicCleansUp(t *testing.T) {
 	var runDir string
 	results := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		var e struct{ Event, Step, Result, Text, Command string }
+		var e struct{ Event, Step, Result, Text string }
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("not JSON: %q", line)
 		}
 		if e.Event == "finished" {
 			results[e.Step] = e.Result
 		}
-		if m := regexp.MustCompile(`--kubeconfig (\S+)/admin\.kubeconfig`).FindStringSubmatch(e.Command); m != nil {
+		if m := caDir.FindStringSubmatch(e.Text); m != nil {
 			runDir = m[1]
 		}
 	}
