@@ -71,3 +71,49 @@ func freePorts(b *testing.B, n int) []string {
 	}
 	return out
 }
+
+// auditBudget is docs/architecture.md's: kube-apiserver's audit log, and
+// the lab following it, add at most this share to the article's time.
+const auditBudget = 0.10
+
+// BenchmarkAuditOverhead times the article on the local backend with the
+// audit log the lab keeps (and reads, to say why each answer was what it
+// was) against the same run without one, alternating the two.
+func BenchmarkAuditOverhead(b *testing.B) {
+	bin, err := binaries.Resolve(context.Background(), cluster.DefaultKubernetesVersion)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := steps.Load("anonymous-auth")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var with, without time.Duration
+	for b.Loop() {
+		for _, audit := range []bool{true, false} {
+			opts := []local.Option{local.WithBinariesDir(bin)}
+			if !audit {
+				opts = append(opts, local.WithoutAuditLog())
+			}
+			start := time.Now()
+			sum := steps.Run(context.Background(), sc, local.New(opts...), steps.SinkFunc(func(steps.Event) {}))
+			if audit {
+				with += time.Since(start)
+			} else {
+				without += time.Since(start)
+			}
+			if !sum.OK() {
+				b.Fatalf("the article failed on the local backend (audit log %v): %+v", audit, sum)
+			}
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(with.Seconds()/n, "with-audit-s/op")
+	b.ReportMetric(without.Seconds()/n, "without-s/op")
+	extra := with.Seconds()/without.Seconds() - 1
+	b.ReportMetric(extra*100, "audit-%")
+	if extra > auditBudget {
+		b.Errorf("with the audit log %.2fs, without %.2fs: +%.0f%%, over its budget of %.0f%%", with.Seconds()/n, without.Seconds()/n, extra*100, auditBudget*100)
+	}
+}

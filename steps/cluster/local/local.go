@@ -36,6 +36,7 @@ type options struct {
 	binariesDir string
 	readyWithin time.Duration
 	keep        bool
+	noAudit     bool
 }
 
 // Option configures the backend.
@@ -54,6 +55,10 @@ func WithReadyTimeout(d time.Duration) Option { return func(o *options) { o.read
 // WithKeep makes the processes outlive the lab (--keep): otherwise, on
 // Linux, the system kills them when the lab dies, however it dies.
 func WithKeep(keep bool) Option { return func(o *options) { o.keep = keep } }
+
+// WithoutAuditLog runs kube-apiserver with no audit log: what its cost is
+// measured against (make bench); the lab itself always keeps one.
+func WithoutAuditLog() Option { return func(o *options) { o.noAudit = true } }
 
 // Backend is the local control plane. The engine calls it from one
 // goroutine; its kubelet (kubelet.go) runs on another from Create to
@@ -123,7 +128,7 @@ func (b *Backend) Dir() string { return b.dir }
 // AuditLogPath is kube-apiserver's audit log (audit.k8s.io/v1 events, one
 // JSON object a line, Metadata level): empty until Create.
 func (b *Backend) AuditLogPath() string {
-	if b.dir == "" {
+	if b.dir == "" || b.opts.noAudit {
 		return ""
 	}
 	return filepath.Join(b.dir, auditLog)
@@ -301,11 +306,15 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=true",
 		"--enable-admission-plugins=NodeRestriction",
-		"--audit-policy-file=" + filepath.Join(b.dir, auditPolicy),
-		"--audit-log-path=" + filepath.Join(b.dir, auditLog),
-		// The log backend's default, said because the lab relies on it: the
-		// request's own goroutine writes its event, before the request ends.
-		"--audit-log-mode=blocking",
+	}
+	if !b.opts.noAudit {
+		args = append(args,
+			"--audit-policy-file="+filepath.Join(b.dir, auditPolicy),
+			"--audit-log-path="+filepath.Join(b.dir, auditLog),
+			// The log backend's default, said because the lab relies on it:
+			// the request's own goroutine writes its event, before the
+			// request ends.
+			"--audit-log-mode=blocking")
 	}
 	b.cfg = &rest.Config{
 		Host: "https://127.0.0.1:" + strconv.Itoa(b.port),
