@@ -5,6 +5,7 @@ package attendee
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/anonlab/anonlab/steps/cluster/binaries"
 )
 
 // Shell is the attendee's bash.
@@ -20,6 +23,9 @@ type Shell struct {
 	stdin   io.WriteCloser
 	out     *bufio.Scanner
 	anonlab string
+	// EnvArgs are added to `anonlab env` (--run ID, where several labs may
+	// run).
+	EnvArgs []string
 	n       int
 }
 
@@ -57,7 +63,7 @@ func (s *Shell) Type(command string) (output string, status int, err error) {
 	marker := "__attendee_done_" + strconv.Itoa(s.n)
 	script := command + "\necho; echo " + marker + " $?\n"
 	if s.n > 1 {
-		script = `eval "$(` + filepath.Base(s.anonlab) + ` env)"` + "\n" + script
+		script = `eval "$(` + strings.Join(append([]string{filepath.Base(s.anonlab), "env"}, s.EnvArgs...), " ") + `)"` + "\n" + script
 	}
 	if _, err := io.WriteString(s.stdin, script); err != nil {
 		return "", 0, fmt.Errorf("type into bash: %w", err)
@@ -78,4 +84,20 @@ func (s *Shell) Type(command string) (output string, status int, err error) {
 func (s *Shell) Close() error {
 	s.stdin.Close()
 	return s.cmd.Wait()
+}
+
+// KubectlPath is where the attendee's kubectl comes from: the one `make
+// kind-node-image` leaves in the binaries cache for version, else the
+// one on $PATH (nil then); an error when there is none.
+func KubectlPath(version string) ([]string, error) {
+	if root, err := binaries.CacheRoot(); err == nil {
+		dir := filepath.Join(root, version)
+		if _, err := os.Stat(filepath.Join(dir, "kubectl")); err == nil {
+			return []string{dir}, nil
+		}
+	}
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		return nil, errors.New("the attendee types kubectl commands: no kubectl in the binaries cache (make kind-node-image builds one) or on $PATH")
+	}
+	return nil, nil
 }

@@ -5,12 +5,15 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
+	"github.com/anonlab/anonlab/e2e/attendee"
 	"github.com/anonlab/anonlab/steps"
+	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/report"
 )
 
@@ -21,8 +24,21 @@ import (
 // cleanup step a teardown. The scenario's own "cluster: destroy" is
 // skipped: the suite owns the cluster.
 func Feature(sc *steps.Scenario, clusterName string) *features.FeatureBuilder {
-	r := &run{scenario: sc, cluster: clusterName}
-	f := features.NewWithDescription(sc.Name, sc.Title.In("en")).
+	return feature(&run{scenario: sc, cluster: clusterName}, sc.Name)
+}
+
+// HandsOnFeature is Feature in hands-on mode: an attendee in bash types, as
+// shown after eval "$(anonlab env)", the command of each step the lab waits
+// for (anonlab is the binary whose env it evaluates), and the lab verifies
+// each by what it observes. The feature is named <scenario>-hands-on and
+// labelled mode=hands-on.
+func HandsOnFeature(sc *steps.Scenario, clusterName, anonlab string) *features.FeatureBuilder {
+	return feature(&run{scenario: sc, cluster: clusterName, anonlab: anonlab}, sc.Name+"-hands-on").WithLabel("mode", "hands-on")
+}
+
+func feature(r *run, name string) *features.FeatureBuilder {
+	sc := r.scenario
+	f := features.NewWithDescription(name, sc.Title.In("en")).
 		WithLabel("scenario", sc.Name).
 		WithSetup("start", r.start)
 	for _, st := range sc.Steps {
@@ -39,6 +55,10 @@ func Feature(sc *steps.Scenario, clusterName string) *features.FeatureBuilder {
 type run struct {
 	scenario *steps.Scenario
 	cluster  string
+	// anonlab, in hands-on mode, is the binary the attendee's shell runs
+	// `anonlab env` with; attendee is that shell.
+	anonlab  string
+	attendee *attendee.Shell
 
 	stepper    *steps.Stepper
 	text       *report.Text
@@ -64,10 +84,25 @@ func (r *run) start(ctx context.Context, t *testing.T, _ *envconf.Config) contex
 	if !ok {
 		t.Fatalf("cluster %q: want a *lab.Provider, got %T", r.cluster, c)
 	}
-	*r = run{scenario: r.scenario, cluster: r.cluster, waiting: true,
+	*r = run{scenario: r.scenario, cluster: r.cluster, anonlab: r.anonlab, waiting: true,
 		finished: map[string]steps.StepFinished{}, failed: map[string][]steps.Check{}, reported: map[string]bool{}}
 	r.text = report.NewText(&r.transcript, &r.transcript, report.WithBodyLines(20))
-	r.stepper = steps.Start(ctx, r.scenario, p.Backend(), steps.WithKeepCluster(true))
+	opts := []steps.Option{steps.WithKeepCluster(true)}
+	if r.anonlab != "" {
+		path, err := attendee.KubectlPath(cluster.DefaultKubernetesVersion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.attendee, err = attendee.Start(r.anonlab, nil, path...); err != nil {
+			t.Fatal(err)
+		}
+		if rec, ok := p.Backend().(cluster.Recorder); ok && rec.Entry() != nil {
+			r.attendee.EnvArgs = []string{"--run", rec.Entry().ID}
+		}
+		t.Cleanup(func() { _ = r.attendee.Close() })
+		opts = append(opts, steps.WithHandsOn(nil, 5*time.Minute))
+	}
+	r.stepper = steps.Start(ctx, r.scenario, p.Backend(), opts...)
 	// A cleanup of the test rather than a teardown: it runs even when
 	// e2e-framework skips the teardowns (--fail-fast), and the lab's
 	// cleanup always runs (docs/architecture.md, Safety).
@@ -194,6 +229,12 @@ func (r *run) read(t *testing.T) bool {
 		if !ev.OK {
 			r.failed[ev.Step] = append(r.failed[ev.Step], ev)
 		}
+	case steps.Waiting:
+		out, status, err := r.attendee.Type(ev.Command)
+		if err != nil {
+			t.Fatalf("the attendee's shell: %v", err)
+		}
+		t.Logf("attendee$ %s\n%s\n(exit %d)", ev.Command, out, status)
 	case steps.StepFinished:
 		r.finished[ev.Step] = ev
 		r.waiting = !ev.Cleanup && ev.Step == r.running

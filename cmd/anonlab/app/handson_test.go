@@ -11,7 +11,6 @@ import (
 
 	"github.com/anonlab/anonlab/e2e/attendee"
 	"github.com/anonlab/anonlab/steps/cluster"
-	"github.com/anonlab/anonlab/steps/cluster/binaries"
 )
 
 // handsOnEvent holds the fields of the events a hands-on run's attendee
@@ -31,20 +30,13 @@ type handsOnEvent struct {
 	Failed   *int     `json:"failed"`
 }
 
-// kubectlDirs are where the attendee's kubectl comes from: the one the
-// kind node image build leaves in the binaries cache, else $PATH's.
 func kubectlDirs(t *testing.T) []string {
 	t.Helper()
-	if root, err := binaries.CacheRoot(); err == nil {
-		dir := filepath.Join(root, cluster.DefaultKubernetesVersion)
-		if _, err := os.Stat(filepath.Join(dir, "kubectl")); err == nil {
-			return []string{dir}
-		}
+	dirs, err := attendee.KubectlPath(cluster.DefaultKubernetesVersion)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Fatal("the attendee types kubectl commands: no kubectl in the binaries cache (make kind-node-image builds one) or on $PATH")
-	}
-	return nil
+	return dirs
 }
 
 // handsOnRun runs SCENARIO in hands-on mode on backend with an attendee in
