@@ -126,6 +126,7 @@ func (r *runner) handsOn(ctx context.Context, sc *StepContext, h handsOnStep) er
 	if err != nil {
 		return err
 	}
+	r.undone(ctx, sc)
 	r.emit(Waiting{Step: sc.Step.ID, Command: cmd})
 	timeout := time.NewTimer(r.opts.stepTimeout)
 	defer timeout.Stop()
@@ -201,6 +202,65 @@ func (r *runner) handsOn(ctx context.Context, sc *StepContext, h handsOnStep) er
 	}
 }
 
+// undone checks that the earlier steps the attendee did still hold (the
+// objects they applied are there, the ones they deleted are gone): a step
+// undone since, by hand, is why a later one cannot pass. It says so in the
+// step's log and returns the sentence ("" when all hold).
+func (r *runner) undone(ctx context.Context, sc *StepContext) string {
+	var out []string
+	for i, st := range r.scenario.Steps {
+		if st == sc.Step {
+			break
+		}
+		if r.results[stepKey{false, i}] != Passed {
+			continue
+		}
+		var missing []string
+		var err error
+		switch a := st.Action.(type) {
+		case *applyStep:
+			missing, _, err = sc.presence(ctx, a.Manifests, true)
+		case *deleteStep:
+			missing, _, err = sc.presence(ctx, a.Manifests, false)
+		default:
+			continue
+		}
+		if err == nil && len(missing) > 0 {
+			out = append(out, fmt.Sprintf("step %q was undone since it passed (%s)", st.ID, strings.Join(missing, ", ")))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	s := strings.Join(out, "; ")
+	sc.Log("%s", s)
+	return s
+}
+
+// presence reads the manifests' objects from the cluster: wantThere lists
+// those missing ("not there: X") or, when false, those still there.
+func (sc *StepContext) presence(ctx context.Context, manifests []string, wantThere bool) (wrong []string, live []*unstructured.Unstructured, err error) {
+	objs, err := manifestObjects(sc.run.scenario, manifests)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, obj := range objs {
+		got, err := sc.getLive(ctx, obj)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case got == nil && wantThere:
+			wrong = append(wrong, "not there: "+keyOf(obj).String())
+		case got != nil && !wantThere:
+			wrong = append(wrong, "still there: "+keyOf(obj).String())
+		case got != nil:
+			live = append(live, got)
+		}
+	}
+	return wrong, live, nil
+}
+
 // writes reports whether o changed something the state checks read.
 func writes(o audit.Observation) bool {
 	return slices.Contains([]string{"create", "update", "patch", "delete", "deletecollection"}, o.Verb)
@@ -224,7 +284,11 @@ func (q *requestStep) verify(ctx context.Context, sc *StepContext, o *audit.Obse
 	}
 	e := sc.Step.Expect
 	if e != nil && e.Status != 0 && o.Code != e.Status {
-		return verdict{seen: true, why: fmt.Sprintf("that request got %d, the step expects %d: %s", o.Code, e.Status, sc.run.hint(sc.Step))}, nil
+		why := fmt.Sprintf("that request got %d, the step expects %d: %s", o.Code, e.Status, sc.run.hint(sc.Step))
+		if u := sc.run.undone(ctx, sc); u != "" {
+			why = u + "; " + why
+		}
+		return verdict{seen: true, why: why}, nil
 	}
 	sc.response = &Response{Status: o.Code, Reason: o.StatusReason, Message: o.Message}
 	if e != nil && len(e.JSONPath) > 0 {
@@ -310,30 +374,18 @@ func (a *applyStep) prepare(ctx context.Context, sc *StepContext) error {
 }
 
 func (a *applyStep) verify(ctx context.Context, sc *StepContext, _ *audit.Observation) (verdict, error) {
-	objs, err := manifestObjects(sc.run.scenario, a.Manifests)
-	if err != nil {
-		return verdict{}, err
-	}
-	var missing []string
-	var live []*unstructured.Unstructured
-	for _, obj := range objs {
-		got, err := sc.getLive(ctx, obj)
-		if err != nil {
-			return verdict{}, err
-		}
-		if got == nil {
-			missing = append(missing, keyOf(obj).String())
-			continue
-		}
-		live = append(live, got)
-	}
-	if len(missing) > 0 {
-		return verdict{why: "not there yet: " + strings.Join(missing, ", ")}, nil
+	missing, live, err := sc.presence(ctx, a.Manifests, true)
+	if err != nil || len(missing) > 0 {
+		return verdict{why: strings.Join(missing, ", ")}, err
 	}
 	for _, obj := range live {
 		if err := sc.run.record(recordOf(obj)); err != nil {
 			return verdict{}, err
 		}
+	}
+	objs, err := manifestObjects(sc.run.scenario, a.Manifests)
+	if err != nil {
+		return verdict{}, err
 	}
 	sc.recordOpened(sc.run.handsOnBefore, sc.anonymousAccess(ctx, accessAttrs(objs)))
 	return verdict{done: true}, nil
@@ -342,26 +394,18 @@ func (a *applyStep) verify(ctx context.Context, sc *StepContext, _ *audit.Observ
 func (d *deleteStep) solution(*StepContext) (string, error) { return d.shellCommand(), nil }
 
 func (d *deleteStep) verify(ctx context.Context, sc *StepContext, _ *audit.Observation) (verdict, error) {
+	left, _, err := sc.presence(ctx, d.Manifests, false)
+	if err != nil || len(left) > 0 {
+		return verdict{why: strings.Join(left, ", ")}, err
+	}
 	objs, err := manifestObjects(sc.run.scenario, d.Manifests)
 	if err != nil {
 		return verdict{}, err
 	}
-	var left []string
 	for _, obj := range objs {
-		got, err := sc.getLive(ctx, obj)
-		if err != nil {
-			return verdict{}, err
-		}
-		if got != nil {
-			left = append(left, keyOf(obj).String())
-			continue
-		}
 		if err := sc.run.forget(recordOf(obj)); err != nil {
 			return verdict{}, err
 		}
-	}
-	if len(left) > 0 {
-		return verdict{why: "still there: " + strings.Join(left, ", ")}, nil
 	}
 	return verdict{done: true}, nil
 }

@@ -2,6 +2,10 @@ package steps_test
 
 import (
 	"context"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"slices"
 	"strings"
 	"testing"
@@ -72,5 +76,63 @@ func TestHandsOnSolve(t *testing.T) {
 	// The hints travel with the scenario's steps, in the run's language.
 	if info := of[steps.ScenarioStarted](rec.events)[0].Steps[1]; len(info.Hints) != 2 || info.Hints[1] != "curl with the CA only" {
 		t.Errorf("hints %q", info.Hints)
+	}
+}
+
+// A step the attendee undoes by hand (the binding deleted after the grant
+// passed) is named when a later step waits: that is why it cannot pass.
+func TestHandsOnUndone(t *testing.T) {
+	t.Parallel()
+	sc := parse(t, `
+name: undone
+title: t
+steps:
+  - id: up
+    title: t
+    cluster: create
+  - id: grant
+    title: t
+    apply: {manifests: [my-cluster-role.yaml, my-cluster-role-binding.yaml]}
+  - id: namespaces
+    title: t
+    request: {as: anonymous, path: /api/v1/namespaces}
+    expect: {status: 200}
+cleanup:
+  - id: down
+    title: t
+    cluster: destroy
+`)
+	b := newBackend(t)
+	bindings := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
+	cmds := make(chan int, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	said := false
+	steps.Run(ctx, sc, b, steps.SinkFunc(func(e steps.Event) {
+		switch e := e.(type) {
+		case steps.Waiting:
+			if e.Step == "grant" {
+				cmds <- steps.Solve
+			}
+		case steps.StepFinished:
+			if e.Step == "grant" {
+				// Undone behind the lab's back, before the next step waits.
+				dyn, err := dynamic.NewForConfig(b.AdminConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := dyn.Resource(bindings).Delete(context.Background(), "my-cluster-role-binding", metav1.DeleteOptions{}); err != nil {
+					t.Errorf("delete the binding: %v", err)
+				}
+			}
+		case steps.Log:
+			if e.Step == "namespaces" && strings.Contains(e.Text, `step "grant" was undone since it passed (not there: ClusterRoleBinding my-cluster-role-binding)`) {
+				said = true
+				cancel() // nothing more to see: the attendee leaves
+			}
+		}
+	}), steps.WithHandsOn(cmds, 30*time.Second))
+	if !said {
+		t.Error("no log of the namespaces step said the grant was undone")
 	}
 }
