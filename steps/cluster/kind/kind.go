@@ -160,10 +160,6 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err := b.ensureImage(ctx, image, report); err != nil {
 		return err
 	}
-	config, err := b.clusterConfig(ctx, image, report)
-	if err != nil {
-		return err
-	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, b.Destroy(context.WithoutCancel(ctx)))
@@ -173,6 +169,13 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		return err
 	}
 	if err = os.Chmod(b.dir, 0o700); err != nil {
+		return err
+	}
+	if err = writeAuditFiles(b.dir); err != nil {
+		return err
+	}
+	config, err := b.clusterConfig(ctx, image, report)
+	if err != nil {
 		return err
 	}
 	name := ClusterPrefix + randomSuffix()
@@ -387,9 +390,10 @@ func (b *Backend) ensureImage(ctx context.Context, image string, report func(str
 	return nil
 }
 
-// clusterConfig is manifests/kind-config.yaml, with the kubelet allowed to
-// run on cgroup v1 when the host has it and the node's kubelet would
-// otherwise refuse (Kubernetes 1.35 and later).
+// clusterConfig is manifests/kind-config.yaml, with the lab's audit log
+// (withAudit, its files in b.dir) and the kubelet allowed to run on cgroup
+// v1 when the host has it and the node's kubelet would otherwise refuse
+// (Kubernetes 1.35 and later).
 func (b *Backend) clusterConfig(ctx context.Context, image string, report func(string, bool)) (*v1alpha4.Cluster, error) {
 	raw, err := manifests.FS.ReadFile("kind-config.yaml")
 	if err != nil {
@@ -398,6 +402,9 @@ func (b *Backend) clusterConfig(ctx context.Context, image string, report func(s
 	config := &v1alpha4.Cluster{}
 	if err := sigsyaml.UnmarshalStrict(raw, config); err != nil {
 		return nil, fmt.Errorf("manifests/kind-config.yaml: %w", err)
+	}
+	if err := withAudit(config, b.dir); err != nil {
+		return nil, err
 	}
 	if b.rt.CgroupVersion != 1 {
 		return config, nil
