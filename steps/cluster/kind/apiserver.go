@@ -137,28 +137,44 @@ func (b *Backend) APIServerArgs(ctx context.Context) ([]string, error) {
 }
 
 // DescribeChange implements cluster.ChangeDescriber: the commands a person
-// would type on the host for the same edit.
+// types on the host for the same edit, in terms of the variables `anonlab
+// env` exports: NODE (the control-plane container), KUBE_APISERVER_MANIFEST
+// (the manifest's path in the node: it expands on the host, and the node
+// gets the path) and MANIFESTS (the scenario's manifests). The backup keeps
+// the manifest as kubeadm wrote it, however many changes are made by hand.
 func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
-	exec := b.rt.Name + " exec " + b.NodeName()
+	exec := b.rt.Name + ` exec "$NODE" `
 	var lines []string
 	if !b.backedUp {
-		lines = append(lines, exec+" cp -p "+manifestPath+" "+backupPath)
+		lines = append(lines, exec+"sh -c "+cluster.ShellQuote(backupScript))
 	}
 	for _, name := range slices.Sorted(maps.Keys(change.Files)) {
-		lines = append(lines, fmt.Sprintf("%s exec -i %s sh -c %s < %s", b.rt.Name, b.NodeName(),
-			cluster.ShellQuote("mkdir -p "+filesDir+" && cat > "+filesDir+"/"+name), cluster.ShellQuote(name)))
+		source, ok := change.Sources[name]
+		if !ok {
+			lines = append(lines, fmt.Sprintf("# %s: the change names no manifest it comes from", name))
+			continue
+		}
+		write := "mkdir -p " + filesDir + " && cat > " + filesDir + "/" + cluster.ShellQuote(name)
+		lines = append(lines, b.rt.Name+` exec -i "$NODE" sh -c `+cluster.ShellQuote(write)+" < "+inManifests(source))
 	}
-	sed, err := staticpod.Sed(change.SetIn(filesDir), change.Remove, manifestPath)
+	sed, err := staticpod.Sed(change.SetIn(filesDir), change.Remove, `"$KUBE_APISERVER_MANIFEST"`)
 	if err != nil {
 		return strings.Join(append(lines, "# "+err.Error()), "\n")
 	}
-	lines = append(lines, exec+" "+sed)
-	return strings.Join(lines, "\n")
+	return strings.Join(append(lines, exec+sed), "\n")
+}
+
+// inManifests is the shell word for a file of $MANIFESTS.
+func inManifests(name string) string {
+	if q := cluster.ShellQuote(name); q != name {
+		return `"$MANIFESTS"/` + q
+	}
+	return `"$MANIFESTS/` + name + `"`
 }
 
 // DescribeFlagsRead implements cluster.FlagsDescriber.
 func (b *Backend) DescribeFlagsRead() string {
-	return b.rt.Name + " exec " + b.NodeName() + " cat " + manifestPath
+	return b.rt.Name + ` exec "$NODE" cat "$KUBE_APISERVER_MANIFEST"`
 }
 
 // ReadAPIServerFile implements cluster.APIServerFileReader: kubeadm mounts

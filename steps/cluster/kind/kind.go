@@ -459,6 +459,10 @@ func (b *Backend) connect(kubeconfig string) error {
 		AdminName:    commonName(b.cfg.CertData),
 		CreatedByLab: true,
 		Disposable:   true,
+		// A path in the node: the commands shown run sed there.
+		APIServerManifest: manifestPath,
+		Node:              b.node.String(),
+		NodeExec:          b.rt.Name + " exec",
 	}
 	return nil
 }
