@@ -250,7 +250,11 @@ func parseContainers(out []byte) ([]container, error) {
 	return cs, nil
 }
 
-const running = "CONTAINER_RUNNING"
+// Container states, as crictl names them.
+const (
+	runningState = "CONTAINER_RUNNING"
+	exitedState  = "CONTAINER_EXITED"
+)
 
 // waitSwap waits until a kube-apiserver container of a Pod other than those
 // in before runs, then polls /readyz, as the admin, on a fresh connection
@@ -293,13 +297,13 @@ func (b *Backend) waitSwap(ctx context.Context, before []container, edited time.
 			for _, c := range l.containers {
 				switch {
 				case old[c.Sandbox]:
-					if c.State == running {
+					if c.State == runningState {
 						oldRunning = c.ID
 					}
-				case c.State == "CONTAINER_EXITED":
+				case c.State == exitedState:
 					s.Container = c.ID
 					return s, fmt.Errorf("the new kube-apiserver container %s exited before it served, %s after the edit", short(c.ID), time.Since(edited).Round(time.Millisecond))
-				case c.State == running && s.Container == "":
+				case c.State == runningState && s.Container == "":
 					s.Container, s.Started = c.ID, l.at
 					state = fmt.Sprintf("new kube-apiserver container %s (restarts %d) runs; polling /readyz", short(c.ID), c.Attempt)
 				}

@@ -98,13 +98,15 @@ type Backend struct {
 }
 
 var (
-	_ cluster.Backend               = (*Backend)(nil)
-	_ cluster.Recorder              = (*Backend)(nil)
-	_ cluster.APIServerReconfigurer = (*Backend)(nil)
-	_ cluster.ChangeDescriber       = (*Backend)(nil)
-	_ cluster.FlagsDescriber        = (*Backend)(nil)
-	_ cluster.APIServerFileReader   = (*Backend)(nil)
-	_ cluster.APIServerPodObserver  = (*Backend)(nil)
+	_ cluster.Backend                = (*Backend)(nil)
+	_ cluster.Recorder               = (*Backend)(nil)
+	_ cluster.APIServerReconfigurer  = (*Backend)(nil)
+	_ cluster.ChangeDescriber        = (*Backend)(nil)
+	_ cluster.FlagsDescriber         = (*Backend)(nil)
+	_ cluster.APIServerFileReader    = (*Backend)(nil)
+	_ cluster.APIServerPodObserver   = (*Backend)(nil)
+	_ cluster.AuditLogReader         = (*Backend)(nil)
+	_ cluster.ServingAPIServerReader = (*Backend)(nil)
 )
 
 // New returns a kind backend; nothing is created until Create.
