@@ -180,7 +180,7 @@ func TestBackend(t *testing.T) {
 	}
 }
 
-func anonymousClient(t *testing.T, info cluster.Info) *http.Client {
+func anonymousClient(t testing.TB, info cluster.Info) *http.Client {
 	t.Helper()
 	c, err := rest.HTTPClientFor(&rest.Config{Host: info.URL, TLSClientConfig: rest.TLSClientConfig{CAData: info.CAData}})
 	if err != nil {
