@@ -59,12 +59,17 @@ func (b *Backend) LastSwap() Swap { return b.swap }
 // Pod can read them, edits the manifest, and waits until a new
 // kube-apiserver (not the old one still answering while the kubelet swaps
 // them) serves. A new apiserver that exits, or does not serve within the
-// bound, gets the previous manifest back.
+// bound, gets the previous manifest back. The edit starts from the
+// manifest as it is in the node: in hands-on mode a person may have
+// edited it since the lab last did.
 func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APIServerChange) error {
 	if b.node == nil {
 		return errors.New("reconfigure kube-apiserver: the cluster is not running")
 	}
-	previous := b.manifest
+	previous, err := b.readNode(ctx, manifestPath)
+	if err != nil {
+		return fmt.Errorf("reconfigure kube-apiserver: %w", err)
+	}
 	next, err := staticpod.Edit(previous, change.SetIn(filesDir), change.Remove)
 	if err != nil {
 		return fmt.Errorf("edit the kube-apiserver manifest: %w", err)
@@ -102,16 +107,26 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 const backupScript = "[ -e " + backupPath + " ] || cp -p " + manifestPath + " " + backupPath
 
 // RestoreAPIServer implements cluster.APIServerReconfigurer: the manifest
-// comes back from the backup, and the lab's files go.
+// comes back from the backup, whether the lab made it or a person did
+// with the commands DescribeChange shows, and the lab's files go.
 func (b *Backend) RestoreAPIServer(ctx context.Context) error {
-	if b.node == nil || !b.backedUp {
+	if b.node == nil {
 		return nil
 	}
-	original, err := b.readNode(ctx, backupPath)
+	original, err := b.nodeOutput(ctx, nil, "sh", "-c", `[ ! -e "$1" ] || cat "$1"`, "sh", backupPath)
+	switch {
+	case err != nil:
+		return fmt.Errorf("restore the kube-apiserver manifest: %w", err)
+	case len(original) == 0 && b.backedUp:
+		return fmt.Errorf("restore the kube-apiserver manifest: the backup %s is gone from the node", backupPath)
+	case len(original) == 0:
+		return nil // never changed
+	}
+	current, err := b.readNode(ctx, manifestPath)
 	if err != nil {
 		return fmt.Errorf("restore the kube-apiserver manifest: %w", err)
 	}
-	if !bytes.Equal(original, b.manifest) {
+	if !bytes.Equal(original, current) {
 		if err := b.replaceManifest(ctx, original); err != nil {
 			return fmt.Errorf("restore the kube-apiserver manifest: %w", err)
 		}
@@ -199,7 +214,6 @@ func (b *Backend) replaceManifest(ctx context.Context, manifest []byte) error {
 	if _, err := b.nodeOutput(ctx, nil, "mv", nextPath, manifestPath); err != nil {
 		return fmt.Errorf("move the new kube-apiserver manifest into place: %w", err)
 	}
-	b.manifest = manifest
 	b.swap, err = b.waitSwap(ctx, before, time.Now())
 	return err
 }

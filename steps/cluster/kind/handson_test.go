@@ -32,6 +32,7 @@ const observeWithin = 10 * time.Second
 // bash with the variables `anonlab env` exports; ServingAPIServer sees the
 // new kube-apiserver; and the log explains the next anonymous request (401,
 // no user). It reports the kubelet's probes that the change makes fail.
+// RestoreAPIServer then restores the manifest from the backup made by hand.
 func TestHandsOnOnKind(t *testing.T) {
 	rt, image := RequireKind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -55,6 +56,10 @@ func TestHandsOnOnKind(t *testing.T) {
 		t.Errorf("Info: manifest %q, node %q, exec %q; want %q, %q, %q", info.APIServerManifest, info.Node, info.NodeExec, manifestPath, b.NodeName(), rt.Name+" exec")
 	}
 	checkAuditFiles(t, b)
+	original, err := b.APIServerArgs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	obs, tail, err := followLab(ctx, b)
 	if err != nil {
@@ -152,6 +157,18 @@ func TestHandsOnOnKind(t *testing.T) {
 			p.Time.Sub(edited).Round(time.Millisecond), p.UserAgent, p.Verb, p.Path, p.Code, p.StatusReason, p.User, p.Decision)
 	}
 	checkAuditFiles(t, b)
+
+	// The lab puts the manifest back from the backup made by hand.
+	if err := b.RestoreAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if args, err := b.APIServerArgs(ctx); err != nil || !slices.Equal(args, original) {
+		t.Errorf("APIServerArgs after restore = %q, %v; want %q", args, err, original)
+	}
+	if _, err := b.readNode(ctx, backupPath); err == nil {
+		t.Errorf("%s is still in the node after restore", backupPath)
+	}
+	observe("anonymous-restored", http.StatusForbidden)
 }
 
 // checkAuditFiles checks that the audit log on the host is the lab's own

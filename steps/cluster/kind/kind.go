@@ -86,14 +86,13 @@ type Backend struct {
 	rt    Runtime
 	name  string // the cluster's, once Create started making it
 	node  nodes.Node
-	dir   string // private, 0700: kubeconfig, CA; removed by Destroy
+	dir   string // private, 0700: kubeconfig, CA, audit policy and log; removed by Destroy
 	cfg   *rest.Config
 	poll  *http.Client
 	info  cluster.Info
 	entry *ledger.Entry // what this run created, for anonlab cleanup
 
-	manifest []byte // kube-apiserver's manifest as it is in the node now
-	backedUp bool   // the original manifest is at backupPath
+	backedUp bool // the lab put the original manifest at backupPath
 	swap     Swap
 }
 
@@ -216,9 +215,6 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		return err
 	}
 	if err = b.waitNodeReady(ctx, report); err != nil {
-		return err
-	}
-	if b.manifest, err = b.readNode(ctx, manifestPath); err != nil {
 		return err
 	}
 	if b.info.KubernetesVersion, b.info.Identity, err = cluster.ReadServer(ctx, b.cfg); err != nil {
@@ -484,7 +480,7 @@ func (b *Backend) Destroy(ctx context.Context) error {
 			return fmt.Errorf("delete kind cluster %s: %w", b.name, err)
 		}
 	}
-	b.name, b.node, b.manifest, b.backedUp = "", nil, nil, false
+	b.name, b.node, b.backedUp = "", nil, false
 	if b.dir != "" {
 		if err := os.RemoveAll(b.dir); err != nil {
 			return err
