@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/anonlab/anonlab/steps/cluster/staticpod"
@@ -20,7 +21,8 @@ import (
 // goes on answering until it is stopped). startError is the last error
 // line of the newest container started from the manifest as it is now that
 // exited with an error after the running one started, or says why the
-// manifest cannot be read as a Pod.
+// manifest cannot be read as a Pod. While the kubelet swaps containers a
+// look may tell nothing (nil, "", nil): the caller looks again.
 func (b *Backend) ServingAPIServer(ctx context.Context) (args []string, startError string, err error) {
 	if b.node == nil {
 		return nil, "", errors.New("read the serving kube-apiserver: the cluster is not running")
@@ -28,6 +30,11 @@ func (b *Backend) ServingAPIServer(ctx context.Context) (args []string, startErr
 	// One command in the node, not three: each costs a `docker exec`.
 	out, err := b.nodeOutput(ctx, nil, "sh", "-c", servingScript, "sh", manifestPath)
 	if err != nil {
+		if strings.Contains(err.Error(), "code = NotFound") {
+			// The kubelet removed a container between crictl's listing and
+			// its inspection, as it does while it swaps them.
+			return nil, "", nil
+		}
 		return nil, "", fmt.Errorf("read the kube-apiserver manifest and containers in the node: %w", err)
 	}
 	manifest, inspect, _ := bytes.Cut(out, []byte{0})
