@@ -59,12 +59,17 @@ func (b *Backend) LastSwap() Swap { return b.swap }
 // Pod can read them, edits the manifest, and waits until a new
 // kube-apiserver (not the old one still answering while the kubelet swaps
 // them) serves. A new apiserver that exits, or does not serve within the
-// bound, gets the previous manifest back.
+// bound, gets the previous manifest back. The edit starts from the
+// manifest as it is in the node: in hands-on mode a person may have
+// edited it since the lab last did.
 func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APIServerChange) error {
 	if b.node == nil {
 		return errors.New("reconfigure kube-apiserver: the cluster is not running")
 	}
-	previous := b.manifest
+	previous, err := b.readNode(ctx, manifestPath)
+	if err != nil {
+		return fmt.Errorf("reconfigure kube-apiserver: %w", err)
+	}
 	next, err := staticpod.Edit(previous, change.SetIn(filesDir), change.Remove)
 	if err != nil {
 		return fmt.Errorf("edit the kube-apiserver manifest: %w", err)
@@ -102,16 +107,26 @@ func (b *Backend) ReconfigureAPIServer(ctx context.Context, change cluster.APISe
 const backupScript = "[ -e " + backupPath + " ] || cp -p " + manifestPath + " " + backupPath
 
 // RestoreAPIServer implements cluster.APIServerReconfigurer: the manifest
-// comes back from the backup, and the lab's files go.
+// comes back from the backup, whether the lab made it or a person did
+// with the commands DescribeChange shows, and the lab's files go.
 func (b *Backend) RestoreAPIServer(ctx context.Context) error {
-	if b.node == nil || !b.backedUp {
+	if b.node == nil {
 		return nil
 	}
-	original, err := b.readNode(ctx, backupPath)
+	original, err := b.nodeOutput(ctx, nil, "sh", "-c", `[ ! -e "$1" ] || cat "$1"`, "sh", backupPath)
+	switch {
+	case err != nil:
+		return fmt.Errorf("restore the kube-apiserver manifest: %w", err)
+	case len(original) == 0 && b.backedUp:
+		return fmt.Errorf("restore the kube-apiserver manifest: the backup %s is gone from the node", backupPath)
+	case len(original) == 0:
+		return nil // never changed
+	}
+	current, err := b.readNode(ctx, manifestPath)
 	if err != nil {
 		return fmt.Errorf("restore the kube-apiserver manifest: %w", err)
 	}
-	if !bytes.Equal(original, b.manifest) {
+	if !bytes.Equal(original, current) {
 		if err := b.replaceManifest(ctx, original); err != nil {
 			return fmt.Errorf("restore the kube-apiserver manifest: %w", err)
 		}
@@ -137,28 +152,44 @@ func (b *Backend) APIServerArgs(ctx context.Context) ([]string, error) {
 }
 
 // DescribeChange implements cluster.ChangeDescriber: the commands a person
-// would type on the host for the same edit.
+// types on the host for the same edit, in terms of the variables `anonlab
+// env` exports: NODE (the control-plane container), KUBE_APISERVER_MANIFEST
+// (the manifest's path in the node: it expands on the host, and the node
+// gets the path) and MANIFESTS (the scenario's manifests). The backup keeps
+// the manifest as kubeadm wrote it, however many changes are made by hand.
 func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
-	exec := b.rt.Name + " exec " + b.NodeName()
+	exec := b.rt.Name + ` exec "$NODE" `
 	var lines []string
 	if !b.backedUp {
-		lines = append(lines, exec+" cp -p "+manifestPath+" "+backupPath)
+		lines = append(lines, exec+"sh -c "+cluster.ShellQuote(backupScript))
 	}
 	for _, name := range slices.Sorted(maps.Keys(change.Files)) {
-		lines = append(lines, fmt.Sprintf("%s exec -i %s sh -c %s < %s", b.rt.Name, b.NodeName(),
-			cluster.ShellQuote("mkdir -p "+filesDir+" && cat > "+filesDir+"/"+name), cluster.ShellQuote(name)))
+		source, ok := change.Sources[name]
+		if !ok {
+			lines = append(lines, fmt.Sprintf("# %s: the change names no manifest it comes from", name))
+			continue
+		}
+		write := "mkdir -p " + filesDir + " && cat > " + filesDir + "/" + cluster.ShellQuote(name)
+		lines = append(lines, b.rt.Name+` exec -i "$NODE" sh -c `+cluster.ShellQuote(write)+" < "+inManifests(source))
 	}
-	sed, err := staticpod.Sed(change.SetIn(filesDir), change.Remove, manifestPath)
+	sed, err := staticpod.Sed(change.SetIn(filesDir), change.Remove, `"$KUBE_APISERVER_MANIFEST"`)
 	if err != nil {
 		return strings.Join(append(lines, "# "+err.Error()), "\n")
 	}
-	lines = append(lines, exec+" "+sed)
-	return strings.Join(lines, "\n")
+	return strings.Join(append(lines, exec+sed), "\n")
+}
+
+// inManifests is the shell word for a file of $MANIFESTS.
+func inManifests(name string) string {
+	if q := cluster.ShellQuote(name); q != name {
+		return `"$MANIFESTS"/` + q
+	}
+	return `"$MANIFESTS/` + name + `"`
 }
 
 // DescribeFlagsRead implements cluster.FlagsDescriber.
 func (b *Backend) DescribeFlagsRead() string {
-	return b.rt.Name + " exec " + b.NodeName() + " cat " + manifestPath
+	return b.rt.Name + ` exec "$NODE" cat "$KUBE_APISERVER_MANIFEST"`
 }
 
 // ReadAPIServerFile implements cluster.APIServerFileReader: kubeadm mounts
@@ -183,7 +214,6 @@ func (b *Backend) replaceManifest(ctx context.Context, manifest []byte) error {
 	if _, err := b.nodeOutput(ctx, nil, "mv", nextPath, manifestPath); err != nil {
 		return fmt.Errorf("move the new kube-apiserver manifest into place: %w", err)
 	}
-	b.manifest = manifest
 	b.swap, err = b.waitSwap(ctx, before, time.Now())
 	return err
 }
@@ -234,7 +264,11 @@ func parseContainers(out []byte) ([]container, error) {
 	return cs, nil
 }
 
-const running = "CONTAINER_RUNNING"
+// Container states, as crictl names them.
+const (
+	runningState = "CONTAINER_RUNNING"
+	exitedState  = "CONTAINER_EXITED"
+)
 
 // waitSwap waits until a kube-apiserver container of a Pod other than those
 // in before runs, then polls /readyz, as the admin, on a fresh connection
@@ -277,13 +311,13 @@ func (b *Backend) waitSwap(ctx context.Context, before []container, edited time.
 			for _, c := range l.containers {
 				switch {
 				case old[c.Sandbox]:
-					if c.State == running {
+					if c.State == runningState {
 						oldRunning = c.ID
 					}
-				case c.State == "CONTAINER_EXITED":
+				case c.State == exitedState:
 					s.Container = c.ID
 					return s, fmt.Errorf("the new kube-apiserver container %s exited before it served, %s after the edit", short(c.ID), time.Since(edited).Round(time.Millisecond))
-				case c.State == running && s.Container == "":
+				case c.State == runningState && s.Container == "":
 					s.Container, s.Started = c.ID, l.at
 					state = fmt.Sprintf("new kube-apiserver container %s (restarts %d) runs; polling /readyz", short(c.ID), c.Attempt)
 				}

@@ -38,10 +38,12 @@ func TestArticleOnKind(t *testing.T) {
 		Message  string `json:"message"`
 		Body     string `json:"body"`
 		Command  string `json:"command"`
+		Phase    string `json:"phase"`
+		Detail   string `json:"detail"`
 		Failed   *int   `json:"failed"`
 	}
 	var got []string
-	var edit, cacert string
+	var edit, cacert, name string
 	var last event
 	sc := bufio.NewScanner(strings.NewReader(out.String()))
 	sc.Buffer(nil, 1<<20)
@@ -65,6 +67,10 @@ func TestArticleOnKind(t *testing.T) {
 			}
 		case e.Event == "command" && e.Step == "disable-anonymous":
 			edit = e.Command
+		case e.Event == "progress" && e.Phase == "create":
+			if m := createdRE.FindStringSubmatch(e.Detail); m != nil {
+				name = m[1]
+			}
 		}
 		last = e
 	}
@@ -87,10 +93,12 @@ func TestArticleOnKind(t *testing.T) {
 	}
 	// The flag was changed as the article does: in the static-Pod manifest,
 	// inside the control-plane node.
-	editRE := regexp.MustCompile(`^` + rt.Name + ` exec (anonlab-[0-9a-f]+)-control-plane sed -i .*--anonymous-auth=false.* /etc/kubernetes/manifests/kube-apiserver\.yaml$`)
-	m := editRE.FindStringSubmatch(lastLine(edit))
-	if m == nil {
-		t.Fatalf("the flag change was shown as %q, want a sed of the static-Pod manifest in the node", edit)
+	editRE := regexp.MustCompile(`^` + rt.Name + ` exec "\$NODE" sed -i .*--anonymous-auth=false.* "\$KUBE_APISERVER_MANIFEST"$`)
+	if !editRE.MatchString(lastLine(edit)) {
+		t.Errorf("the flag change was shown as %q, want a sed of the static-Pod manifest in the node", edit)
+	}
+	if name == "" {
+		t.Fatal("no progress event names the kind cluster")
 	}
 	if strings.Contains(out.String(), "eyJ") {
 		t.Error("a token (JWT) appears in the output")
@@ -102,13 +110,17 @@ func TestArticleOnKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(clusters, m[1]) {
-		t.Errorf("kind cluster %s remains after the run", m[1])
+	if slices.Contains(clusters, name) {
+		t.Errorf("kind cluster %s remains after the run", name)
 	}
-	if left := kind.Containers(t, rt, m[1]+"-"); len(left) > 0 {
-		t.Errorf("containers of %s remain after the run: %q", m[1], left)
+	if left := kind.Containers(t, rt, name+"-"); len(left) > 0 {
+		t.Errorf("containers of %s remain after the run: %q", name, left)
 	}
 }
+
+// createdRE reads the cluster's name from the kind backend's last
+// creation report.
+var createdRE = regexp.MustCompile(`^kind cluster (anonlab-[0-9a-f]+): kube-apiserver `)
 
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)

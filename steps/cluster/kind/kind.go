@@ -86,25 +86,26 @@ type Backend struct {
 	rt    Runtime
 	name  string // the cluster's, once Create started making it
 	node  nodes.Node
-	dir   string // private, 0700: kubeconfig, CA; removed by Destroy
+	dir   string // private, 0700: kubeconfig, CA, audit policy and log; removed by Destroy
 	cfg   *rest.Config
 	poll  *http.Client
 	info  cluster.Info
 	entry *ledger.Entry // what this run created, for anonlab cleanup
 
-	manifest []byte // kube-apiserver's manifest as it is in the node now
-	backedUp bool   // the original manifest is at backupPath
+	backedUp bool // the lab put the original manifest at backupPath
 	swap     Swap
 }
 
 var (
-	_ cluster.Backend               = (*Backend)(nil)
-	_ cluster.Recorder              = (*Backend)(nil)
-	_ cluster.APIServerReconfigurer = (*Backend)(nil)
-	_ cluster.ChangeDescriber       = (*Backend)(nil)
-	_ cluster.FlagsDescriber        = (*Backend)(nil)
-	_ cluster.APIServerFileReader   = (*Backend)(nil)
-	_ cluster.APIServerPodObserver  = (*Backend)(nil)
+	_ cluster.Backend                = (*Backend)(nil)
+	_ cluster.Recorder               = (*Backend)(nil)
+	_ cluster.APIServerReconfigurer  = (*Backend)(nil)
+	_ cluster.ChangeDescriber        = (*Backend)(nil)
+	_ cluster.FlagsDescriber         = (*Backend)(nil)
+	_ cluster.APIServerFileReader    = (*Backend)(nil)
+	_ cluster.APIServerPodObserver   = (*Backend)(nil)
+	_ cluster.AuditLogReader         = (*Backend)(nil)
+	_ cluster.ServingAPIServerReader = (*Backend)(nil)
 )
 
 // New returns a kind backend; nothing is created until Create.
@@ -160,10 +161,6 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err := b.ensureImage(ctx, image, report); err != nil {
 		return err
 	}
-	config, err := b.clusterConfig(ctx, image, report)
-	if err != nil {
-		return err
-	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, b.Destroy(context.WithoutCancel(ctx)))
@@ -173,6 +170,13 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		return err
 	}
 	if err = os.Chmod(b.dir, 0o700); err != nil {
+		return err
+	}
+	if err = writeAuditFiles(b.dir); err != nil {
+		return err
+	}
+	config, err := b.clusterConfig(ctx, image, report)
+	if err != nil {
 		return err
 	}
 	name := ClusterPrefix + randomSuffix()
@@ -211,9 +215,6 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 		return err
 	}
 	if err = b.waitNodeReady(ctx, report); err != nil {
-		return err
-	}
-	if b.manifest, err = b.readNode(ctx, manifestPath); err != nil {
 		return err
 	}
 	if b.info.KubernetesVersion, b.info.Identity, err = cluster.ReadServer(ctx, b.cfg); err != nil {
@@ -387,9 +388,10 @@ func (b *Backend) ensureImage(ctx context.Context, image string, report func(str
 	return nil
 }
 
-// clusterConfig is manifests/kind-config.yaml, with the kubelet allowed to
-// run on cgroup v1 when the host has it and the node's kubelet would
-// otherwise refuse (Kubernetes 1.35 and later).
+// clusterConfig is manifests/kind-config.yaml, with the lab's audit log
+// (withAudit, its files in b.dir) and the kubelet allowed to run on cgroup
+// v1 when the host has it and the node's kubelet would otherwise refuse
+// (Kubernetes 1.35 and later).
 func (b *Backend) clusterConfig(ctx context.Context, image string, report func(string, bool)) (*v1alpha4.Cluster, error) {
 	raw, err := manifests.FS.ReadFile("kind-config.yaml")
 	if err != nil {
@@ -398,6 +400,9 @@ func (b *Backend) clusterConfig(ctx context.Context, image string, report func(s
 	config := &v1alpha4.Cluster{}
 	if err := sigsyaml.UnmarshalStrict(raw, config); err != nil {
 		return nil, fmt.Errorf("manifests/kind-config.yaml: %w", err)
+	}
+	if err := withAudit(config, b.dir); err != nil {
+		return nil, err
 	}
 	if b.rt.CgroupVersion != 1 {
 		return config, nil
@@ -452,6 +457,10 @@ func (b *Backend) connect(kubeconfig string) error {
 		AdminName:    commonName(b.cfg.CertData),
 		CreatedByLab: true,
 		Disposable:   true,
+		// A path in the node: the commands shown run sed there.
+		APIServerManifest: manifestPath,
+		Node:              b.node.String(),
+		NodeExec:          b.rt.Name + " exec",
 	}
 	return nil
 }
@@ -471,7 +480,7 @@ func (b *Backend) Destroy(ctx context.Context) error {
 			return fmt.Errorf("delete kind cluster %s: %w", b.name, err)
 		}
 	}
-	b.name, b.node, b.manifest, b.backedUp = "", nil, nil, false
+	b.name, b.node, b.backedUp = "", nil, false
 	if b.dir != "" {
 		if err := os.RemoveAll(b.dir); err != nil {
 			return err

@@ -75,7 +75,7 @@ func TestParseContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []container{
-		{ID: "4f1c2a", Sandbox: "9a", State: running, Attempt: 1, Created: time.Unix(0, 1795788153123456789)},
+		{ID: "4f1c2a", Sandbox: "9a", State: runningState, Attempt: 1, Created: time.Unix(0, 1795788153123456789)},
 		{ID: "77b0e1", Sandbox: "9a", State: "CONTAINER_EXITED", Created: time.Unix(0, 1795788100000000000)},
 	}
 	if !slices.EqualFunc(cs, want, func(a, b container) bool { return a == b }) {
