@@ -65,6 +65,11 @@ func (p *podStep) Run(ctx context.Context, sc *StepContext) error {
 			last, lastErr = st, nil
 			if st.Ready == *p.Ready {
 				p.drain(sc, probes, seen)
+				if !st.Ready && probes != nil && !p.probeFailed(seen) {
+					// The probe that fails comes up to ~20 s after the new
+					// kube-apiserver serves: wait for it to show why.
+					p.awaitProbe(ctx, sc, probes, seen)
+				}
 				sc.Check(CheckResult{Name: "kube-apiserver Pod ready", Want: fmt.Sprint(*p.Ready), Got: podSummary(st), OK: true})
 				return nil
 			}
@@ -102,6 +107,34 @@ func (p *podStep) wait(ctx context.Context, sc *StepContext, interval time.Durat
 			if !ok {
 				*probes = nil
 				continue
+			}
+			p.report(sc, o, seen)
+		}
+	}
+}
+
+// probeFailed reports whether a probe answered 401 or 403 was reported.
+func (p *podStep) probeFailed(seen map[string]bool) bool {
+	for key := range seen {
+		if strings.HasSuffix(key, "401") || strings.HasSuffix(key, "403") {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitProbe reports the kubelet's probes until one is refused, or ctx
+// ends (the step's bound).
+func (p *podStep) awaitProbe(ctx context.Context, sc *StepContext, probes <-chan audit.Observation, seen map[string]bool) {
+	sc.Log("waiting for the kubelet's next probe in the audit log")
+	for !p.probeFailed(seen) {
+		select {
+		case <-ctx.Done():
+			sc.Log("no refused probe seen in the audit log in time")
+			return
+		case o, ok := <-probes:
+			if !ok {
+				return
 			}
 			p.report(sc, o, seen)
 		}

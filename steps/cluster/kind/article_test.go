@@ -38,9 +38,14 @@ func TestArticleOnKind(t *testing.T) {
 		Message  string `json:"message"`
 		Body     string `json:"body"`
 		Command  string `json:"command"`
-		Phase    string `json:"phase"`
-		Detail   string `json:"detail"`
-		Failed   *int   `json:"failed"`
+		Text     string `json:"text"`
+		Audit    *struct {
+			User     string `json:"user"`
+			Decision string `json:"decision"`
+		} `json:"audit"`
+		Phase  string `json:"phase"`
+		Detail string `json:"detail"`
+		Failed *int   `json:"failed"`
 	}
 	var got []string
 	var edit, cacert, name string
@@ -53,11 +58,21 @@ func TestArticleOnKind(t *testing.T) {
 			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
 		}
 		switch {
-		case e.Event == "http":
-			if m := regexp.MustCompile(`--cacert (\S+)/ca\.crt`).FindStringSubmatch(e.Command); m != nil {
+		case e.Event == "log":
+			if m := regexp.MustCompile(`CA file: (\S+)/ca\.crt`).FindStringSubmatch(e.Text); m != nil {
 				cacert = m[1]
 			}
+		case e.Event == "http":
 			got = append(got, strings.Join([]string{e.Identity, e.Path, strings.TrimSpace(strings.Join([]string{strconv.Itoa(e.Status), e.Reason, e.Message}, " "))}, " "))
+			// Why, from kube-apiserver's audit log read on the host.
+			switch {
+			case e.Audit == nil:
+				t.Errorf("http event of step %s has no audit record", e.Step)
+			case e.Step == "anonymous-api" && (e.Audit.User != "system:anonymous" || e.Audit.Decision != "forbid"):
+				t.Errorf("anonymous-api: audit %+v, want system:anonymous, forbid", *e.Audit)
+			case e.Step == "anonymous-api-unauthorized" && e.Audit.User != "":
+				t.Errorf("anonymous-api-unauthorized: audit %+v, want no user", *e.Audit)
+			}
 			if e.Step == "anonymous-namespaces-granted" {
 				for _, ns := range []string{"default", "kube-node-lease", "kube-public", "kube-system"} {
 					if !strings.Contains(e.Body, `"name": "`+ns+`"`) {
