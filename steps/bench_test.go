@@ -23,14 +23,7 @@ const articleBudget = 0.7
 // the same binaries), alternating the two so both see the same machine,
 // and fails over its budget.
 func BenchmarkArticleLocal(b *testing.B) {
-	bin, err := binaries.Resolve(context.Background(), cluster.DefaultKubernetesVersion)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sc, err := steps.Load("anonymous-auth")
-	if err != nil {
-		b.Fatal(err)
-	}
+	bin, sc := article(b)
 	var lab, shell time.Duration
 	for b.Loop() {
 		ports := freePorts(b, 3)
@@ -80,14 +73,7 @@ const auditBudget = 0.10
 // audit log the lab keeps (and reads, to say why each answer was what it
 // was) against the same run without one, alternating the two.
 func BenchmarkAuditOverhead(b *testing.B) {
-	bin, err := binaries.Resolve(context.Background(), cluster.DefaultKubernetesVersion)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sc, err := steps.Load("anonymous-auth")
-	if err != nil {
-		b.Fatal(err)
-	}
+	bin, sc := article(b)
 	var with, without time.Duration
 	for b.Loop() {
 		for _, audit := range []bool{true, false} {
@@ -116,4 +102,18 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	if extra > auditBudget {
 		b.Errorf("with the audit log %.2fs, without %.2fs: +%.0f%%, over its budget of %.0f%%", with.Seconds()/n, without.Seconds()/n, extra*100, auditBudget*100)
 	}
+}
+
+// article is the article's scenario and the cached binaries it runs on.
+func article(b *testing.B) (string, *steps.Scenario) {
+	b.Helper()
+	bin, err := binaries.Resolve(context.Background(), cluster.DefaultKubernetesVersion)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := steps.Load("anonymous-auth")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bin, sc
 }

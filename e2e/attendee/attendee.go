@@ -5,6 +5,7 @@ package attendee
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -100,4 +101,72 @@ func KubectlPath(version string) ([]string, error) {
 		return nil, errors.New("the attendee types kubectl commands: no kubectl in the binaries cache (make kind-node-image builds one) or on $PATH")
 	}
 	return nil, nil
+}
+
+// Event holds what an attendee's test reads of a hands-on run's JSON
+// lines (anonlab run --hands-on --output json).
+type Event struct {
+	Event     string `json:"event"`
+	Step      string `json:"step"`
+	Command   string `json:"command"`
+	User      string `json:"user"`
+	Status    int    `json:"status"`
+	Decision  string `json:"decision"`
+	Reason    string `json:"reason"`
+	UserAgent string `json:"userAgent"`
+	Matched   bool   `json:"matched"`
+	Result    string `json:"result"`
+	Error     string `json:"error"`
+	Failed    *int   `json:"failed"`
+}
+
+// Play runs `anonlab run ARGS --hands-on --output json` with env added,
+// and an attendee in this package's Shell who types, for each waiting
+// event, its command as shown; before it, detour (if not nil) may type
+// something else and says whether to type the shown command too. logf
+// gets each command and what it printed. Play returns every event, and the
+// run's error with what it wrote on stderr.
+func Play(anonlab string, args, env, path []string, detour func(typeIt func(string), step string) bool, logf func(string, ...any)) ([]Event, error) {
+	cmd := exec.Command(anonlab, append(append([]string{"run"}, args...), "--hands-on", "--output", "json")...)
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	sh, err := Start(anonlab, env, path...)
+	if err != nil {
+		return nil, err
+	}
+	defer sh.Close()
+	var typeErr error
+	typeIt := func(command string) {
+		out, status, err := sh.Type(command)
+		if err != nil && typeErr == nil {
+			typeErr = err
+		}
+		logf("$ %s\n%s\n(exit %d)", command, out, status)
+	}
+	var events []Event
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return events, fmt.Errorf("not a JSON line: %q: %w", sc.Text(), err)
+		}
+		events = append(events, e)
+		if e.Event == "waiting" && (detour == nil || detour(typeIt, e.Step)) {
+			typeIt(e.Command)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return events, fmt.Errorf("anonlab run --hands-on: %w; stderr:\n%s", err, stderr.String())
+	}
+	return events, typeErr
 }

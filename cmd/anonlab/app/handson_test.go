@@ -1,10 +1,6 @@
 package app
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,22 +9,7 @@ import (
 	"github.com/anonlab/anonlab/steps/cluster"
 )
 
-// handsOnEvent holds the fields of the events a hands-on run's attendee
-// reads.
-type handsOnEvent struct {
-	Event    string   `json:"event"`
-	Step     string   `json:"step"`
-	Command  string   `json:"command"`
-	User     string   `json:"user"`
-	Groups   []string `json:"groups"`
-	Status   int      `json:"status"`
-	Decision string   `json:"decision"`
-	Reason   string   `json:"reason"`
-	Matched  bool     `json:"matched"`
-	Result   string   `json:"result"`
-	Error    string   `json:"error"`
-	Failed   *int     `json:"failed"`
-}
+type handsOnEvent = attendee.Event
 
 func kubectlDirs(t *testing.T) []string {
 	t.Helper()
@@ -39,59 +20,23 @@ func kubectlDirs(t *testing.T) []string {
 	return dirs
 }
 
-// handsOnRun runs SCENARIO in hands-on mode on backend with an attendee in
-// bash who types, verbatim after eval "$(anonlab env)", the command of each
-// waiting event; before, first may type something else, and returns
-// whether to type the shown command as well. It returns every event.
-func handsOnRun(t *testing.T, backend, scenario string, first func(sh func(string), step string) bool) []handsOnEvent {
+// handsOnRun plays SCENARIO in hands-on mode on backend (attendee.Play),
+// failing the test on any failed step or error; it returns every event.
+func handsOnRun(t *testing.T, backend, scenario string, detour func(sh func(string), step string) bool) []handsOnEvent {
 	t.Helper()
-	bin := anonlabBinary(t)
 	state := t.TempDir()
-	cmd := exec.Command(bin, "run", scenario, "--backend", backend, "--hands-on", "--output", "json", "--lang", "en", "--step-timeout", "3m")
-	cmd.Env = append(os.Environ(), "ANONLAB_STATE_DIR="+state)
-	stdout, err := cmd.StdoutPipe()
+	events, err := attendee.Play(anonlabBinary(t), []string{scenario, "--backend", backend, "--lang", "en", "--step-timeout", "3m"},
+		[]string{"ANONLAB_STATE_DIR=" + state}, kubectlDirs(t), detour, t.Logf)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	sh, err := attendee.Start(bin, []string{"ANONLAB_STATE_DIR=" + state}, kubectlDirs(t)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sh.Close()
-	typeIt := func(command string) {
-		out, status, err := sh.Type(command)
-		if err != nil {
-			t.Fatalf("type %s: %v", command, err)
-		}
-		t.Logf("$ %s\n%s\n(exit %d)", command, out, status)
-	}
-	var events []handsOnEvent
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var e handsOnEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
-		}
-		events = append(events, e)
-		switch {
-		case e.Event == "waiting" && (first == nil || first(typeIt, e.Step)):
-			typeIt(e.Command)
-		case e.Event == "finished" && e.Result == "failed":
+	for _, e := range events {
+		if e.Event == "finished" && e.Result == "failed" {
 			t.Errorf("step %s failed: %s", e.Step, e.Error)
 		}
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("anonlab run %s --hands-on: %v\nstderr:\n%s", scenario, err, stderr.String())
-	}
-	if last := events[len(events)-1]; last.Event != "summary" || last.Failed == nil || *last.Failed != 0 {
-		t.Errorf("last event %+v, want a summary with no failure", last)
+	if len(events) == 0 || events[len(events)-1].Event != "summary" || events[len(events)-1].Failed == nil || *events[len(events)-1].Failed != 0 {
+		t.Errorf("the run did not end with a summary with no failure")
 	}
 	return events
 }

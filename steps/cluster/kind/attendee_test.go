@@ -1,9 +1,6 @@
 package kind_test
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -30,48 +27,15 @@ func TestHandsOnAttendeeKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := t.TempDir()
-	cmd := exec.Command(bin, "run", "anonymous-auth", "--backend", "kind", "--node-image", image, "--hands-on", "--output", "json", "--lang", "en", "--step-timeout", "5m")
-	cmd.Env = append(os.Environ(), "ANONLAB_STATE_DIR="+state)
-	stdout, err := cmd.StdoutPipe()
+	events, err := attendee.Play(bin, []string{"anonymous-auth", "--backend", "kind", "--node-image", image, "--lang", "en", "--step-timeout", "5m"},
+		[]string{"ANONLAB_STATE_DIR=" + t.TempDir()}, path, nil, t.Logf)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	sh, err := attendee.Start(bin, []string{"ANONLAB_STATE_DIR=" + state}, path...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sh.Close()
-	type event struct {
-		Event, Step, Command, User, Decision, Reason, Result, Error, UserAgent string
-		Status                                                                 int
-		Matched                                                                bool
-		Failed                                                                 *int
-	}
-	matched := map[string]event{}
+	matched := map[string]attendee.Event{}
 	probes := 0
-	var last event
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var e event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
-		}
-		last = e
+	for _, e := range events {
 		switch {
-		case e.Event == "waiting":
-			out, status, err := sh.Type(e.Command)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("$ %s\n%s\n(exit %d)", e.Command, out, status)
 		case e.Event == "observed" && e.Step == "apiserver-pod-not-ready" && strings.HasPrefix(e.UserAgent, "kube-probe/") && e.Status == 401:
 			probes++
 		case e.Event == "observed" && e.Matched:
@@ -80,11 +44,8 @@ func TestHandsOnAttendeeKind(t *testing.T) {
 			t.Errorf("step %s failed: %s", e.Step, e.Error)
 		}
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("anonlab run --hands-on --backend kind: %v\nstderr:\n%s", err, stderr.String())
-	}
-	if last.Event != "summary" || last.Failed == nil || *last.Failed != 0 {
-		t.Errorf("last event %+v, want a summary with no failure", last)
+	if len(events) == 0 || events[len(events)-1].Event != "summary" || events[len(events)-1].Failed == nil || *events[len(events)-1].Failed != 0 {
+		t.Error("the run did not end with a summary with no failure")
 	}
 	if e := matched["anonymous-api"]; e.Status != 403 || e.User != "system:anonymous" || e.Decision != "forbid" {
 		t.Errorf("anonymous-api observed %+v, want 403 by system:anonymous, forbid", e)

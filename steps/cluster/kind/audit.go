@@ -2,13 +2,10 @@ package kind
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	sigsyaml "sigs.k8s.io/yaml"
-
-	"github.com/anonlab/anonlab/manifests"
 )
 
 // kube-apiserver's audit log, as the lab sets it up on kind: the policy and
@@ -38,30 +35,8 @@ func (b *Backend) AuditLogPath() string {
 	return filepath.Join(b.dir, auditDir, auditLogFile)
 }
 
-// writeAuditFiles writes the audit policy into dir and creates the log's
-// directory (0700) and the empty log (0600): created here, the log belongs
-// to the lab's user, who can read it, though root writes it from the node;
-// and it can be followed before kube-apiserver writes to it.
-func writeAuditFiles(dir string) error {
-	policy, err := manifests.FS.ReadFile(auditPolicyFile)
-	if err != nil {
-		return fmt.Errorf("read the audit policy: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, auditPolicyFile), policy, 0o600); err != nil {
-		return fmt.Errorf("write the audit policy: %w", err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, auditDir), 0o700); err != nil {
-		return fmt.Errorf("create the audit log's directory: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, auditDir, auditLogFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("create the audit log: %w", err)
-	}
-	return f.Close()
-}
-
 // withAudit adds to config what gives kube-apiserver the lab's audit
-// policy and log, whose files writeAuditFiles put in dir: mounts into the
+// policy and log, whose files audit.Prepare put in dir: mounts into the
 // control-plane nodes, and a kubeadm patch with the flags and the Pod's
 // volumes.
 //

@@ -16,29 +16,6 @@ import (
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 )
 
-func TestWriteAuditFiles(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if err := writeAuditFiles(dir); err != nil {
-		t.Fatal(err)
-	}
-	for name, want := range map[string]os.FileMode{
-		auditPolicyFile:                       0o600,
-		auditDir:                              0o700 | os.ModeDir,
-		filepath.Join(auditDir, auditLogFile): 0o600,
-	} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode() != want {
-			t.Errorf("%s: %v, %v; want mode %v", name, fi.Mode(), err, want)
-		}
-	}
-	if policy, err := os.ReadFile(filepath.Join(dir, auditPolicyFile)); err != nil || !bytes.Contains(policy, []byte("kind: Policy")) {
-		t.Errorf("the policy written is %q, %v", policy, err)
-	}
-	if err := writeAuditFiles(dir); err == nil {
-		t.Error("writeAuditFiles over an existing log: no error")
-	}
-}
-
 // TestAuditKubeadmConfig checks the lab's audit configuration against the
 // kubeadm configuration kind itself generates and patches, for a
 // Kubernetes version of each kubeadm API kind uses: the flags and volumes

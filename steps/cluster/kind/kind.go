@@ -35,6 +35,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/anonlab/anonlab/manifests"
+	"github.com/anonlab/anonlab/steps/audit"
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
@@ -172,7 +173,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = os.Chmod(b.dir, 0o700); err != nil {
 		return err
 	}
-	if err = writeAuditFiles(b.dir); err != nil {
+	if err = audit.Prepare(filepath.Join(b.dir, auditPolicyFile), filepath.Join(b.dir, auditDir, auditLogFile)); err != nil {
 		return err
 	}
 	config, err := b.clusterConfig(ctx, image, report)

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/anonlab/anonlab/manifests"
+	"github.com/anonlab/anonlab/steps/audit"
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/binaries"
 	"github.com/anonlab/anonlab/steps/cluster/ledger"
@@ -190,7 +190,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = p.write(b.dir); err != nil {
 		return err
 	}
-	if err = writeAuditFiles(b.dir); err != nil {
+	if err = audit.Prepare(filepath.Join(b.dir, auditPolicy), filepath.Join(b.dir, auditLog)); err != nil {
 		return err
 	}
 	for attempt := 1; ; attempt++ {
@@ -373,23 +373,6 @@ const (
 	auditPolicy = "audit-policy.yaml"
 	auditLog    = "audit.log"
 )
-
-// writeAuditFiles writes the lab's audit policy and creates the empty log,
-// 0600, so that it can be followed before kube-apiserver writes to it.
-func writeAuditFiles(dir string) error {
-	policy, err := manifests.FS.ReadFile(auditPolicy)
-	if err != nil {
-		return fmt.Errorf("read the audit policy: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, auditPolicy), policy, 0o600); err != nil {
-		return fmt.Errorf("write the audit policy: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, auditLog), os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("create the audit log: %w", err)
-	}
-	return f.Close()
-}
 
 func (b *Backend) writeKubeconfig() error {
 	kc := clientcmdapi.NewConfig()
