@@ -9,8 +9,8 @@ import (
 	"github.com/anonlab/anonlab/steps/cluster"
 )
 
-// flagsStep changes kube-apiserver's flags through the backend (a restart
-// of the local process, or an edit of the static-Pod manifest on kind) and
+// flagsStep changes kube-apiserver's flags through the backend (an edit of
+// its static-Pod manifest, on local and on kind) and
 // waits until the new apiserver serves. A change it refuses is rolled back.
 //
 //	apiserverFlags: {set: [--anonymous-auth=false]}
