@@ -305,6 +305,9 @@ func (m Walkthrough) statusLine() string {
 	case m.current >= 0:
 		r := m.rows[m.current]
 		what := fmt.Sprintf("Running step %d of %d", m.current+1, m.nMain)
+		if r.waiting {
+			what = fmt.Sprintf("Your turn, step %d of %d", m.current+1, m.nMain)
+		}
 		if r.info.Cleanup {
 			what = "Cleaning up"
 		}
@@ -454,7 +457,7 @@ func (m Walkthrough) command(text string, w int) string {
 // asked for so far.
 func (m Walkthrough) yourTurnView(r row, w steps.Waiting, width int) string {
 	var b strings.Builder
-	b.WriteString(m.st.label.Render("Your turn") + m.st.dim.Render(" · in another shell: eval \"$(anonlab env)\", then type the step; the lab watches") + "\n")
+	b.WriteString(m.st.label.Render("Your turn") + "\n" + paint(m.st.dim, "  "+hang(`in another shell: eval "$(anonlab env)", then type the step; the lab watches`, width, 2)) + "\n")
 	for i := 0; i < r.hints && i < len(r.info.Hints); i++ {
 		b.WriteString(m.st.label.Render(fmt.Sprintf("Hint %d", i+1)) + " " + hang(r.info.Hints[i], width, 7) + "\n")
 	}

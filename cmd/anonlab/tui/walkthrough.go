@@ -332,6 +332,8 @@ func (m Walkthrough) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		m.rows[m.current].hints++
 		m.follow = true
 		m.selectRow(m.current)
+		m.refresh()
+		m.vp.GotoBottom() // the hint comes last: show it on a small screen too
 	case key.Matches(msg, m.keys.Solve) && m.yourTurn() != nil:
 		m.flash = "the lab does this step"
 		cmd = order(m.ctl.Solve)
