@@ -27,6 +27,9 @@ const (
 	Recheck = iota + 1
 	// Solve lets the lab do the step itself (s).
 	Solve
+	// RestoreManifest puts kube-apiserver's original manifest back, when an
+	// edit keeps it from starting (b); the step stays the attendee's.
+	RestoreManifest
 )
 
 // WithHandsOn makes the attendee do the steps an attendee can do; cmds
@@ -194,6 +197,14 @@ func (r *runner) handsOn(ctx context.Context, sc *StepContext, h handsOnStep) er
 				sc.Log("the lab does this step for you")
 				r.emit(DoneByLab{Step: sc.Step.ID})
 				return r.action(ctx, sc)
+			case RestoreManifest:
+				if rc, ok := sc.Backend.(cluster.APIServerReconfigurer); ok {
+					sc.Log("putting kube-apiserver's original manifest back")
+					if err := rc.RestoreAPIServer(ctx); err != nil {
+						sc.Log("could not put the original manifest back: %v", err)
+					}
+				}
+				done, err = check(nil)
 			}
 		}
 		if done || err != nil {

@@ -2,6 +2,7 @@ package steps_test
 
 import (
 	"context"
+	"os"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/anonlab/anonlab/steps"
+	"github.com/anonlab/anonlab/steps/cluster/local"
+	"github.com/anonlab/anonlab/steps/cluster/staticpod"
 )
 
 const handsOnScenario = `
@@ -134,5 +137,62 @@ cleanup:
 	}), steps.WithHandsOn(cmds, 30*time.Second))
 	if !said {
 		t.Error("no log of the namespaces step said the grant was undone")
+	}
+}
+
+// An edit that keeps kube-apiserver from starting shows its own error line
+// and the step waits; b (RestoreManifest) puts the original manifest back
+// and the step is still the attendee's (here the lab then does it: s).
+func TestHandsOnBrokenManifestLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real etcd and kube-apiserver: run without -short (make test does)")
+	}
+	sc := parse(t, `
+name: broken
+title: t
+steps:
+  - id: up
+    title: t
+    cluster: create
+  - id: off
+    title: t
+    apiserverFlags: {set: [--anonymous-auth=false]}
+cleanup:
+  - id: down
+    title: t
+    cluster: destroy
+`)
+	b := local.New()
+	cmds := make(chan int, 1)
+	var logs []string
+	steps.Run(context.Background(), sc, b, steps.SinkFunc(func(e steps.Event) {
+		switch e := e.(type) {
+		case steps.Waiting:
+			file := b.Info().APIServerManifest
+			data, err := os.ReadFile(file)
+			if err == nil {
+				data, err = staticpod.Edit(data, []string{"--anonymous-auth=maybe"}, nil)
+			}
+			if err == nil {
+				err = os.WriteFile(file, data, 0o600)
+			}
+			if err != nil {
+				t.Errorf("break the manifest: %v", err)
+			}
+		case steps.Log:
+			logs = append(logs, e.Text)
+			switch {
+			case strings.Contains(e.Text, "did not start from the manifest") && strings.Contains(e.Text, `invalid argument "maybe"`):
+				cmds <- steps.RestoreManifest
+			case strings.HasPrefix(e.Text, "putting kube-apiserver's original manifest back"):
+				cmds <- steps.Solve
+			}
+		}
+	}), steps.WithHandsOn(cmds, 2*time.Minute))
+	want := []string{`invalid argument "maybe"`, "putting kube-apiserver's original manifest back", "the lab does this step for you"}
+	for _, w := range want {
+		if !slices.ContainsFunc(logs, func(l string) bool { return strings.Contains(l, w) }) {
+			t.Errorf("no log says %q; logs:\n%s", w, strings.Join(logs, "\n"))
+		}
 	}
 }

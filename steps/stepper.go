@@ -85,6 +85,10 @@ func (s *Stepper) Recheck() { s.attend(Recheck) }
 // Solve lets the lab do the step the attendee is doing (hands-on mode).
 func (s *Stepper) Solve() { s.attend(Solve) }
 
+// RestoreManifest puts kube-apiserver's original manifest back while the
+// attendee does a step (hands-on mode).
+func (s *Stepper) RestoreManifest() { s.attend(RestoreManifest) }
+
 func (s *Stepper) attend(c int) {
 	select {
 	case s.att <- c:

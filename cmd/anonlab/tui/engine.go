@@ -31,6 +31,9 @@ type Controller interface {
 	Recheck()
 	// Solve lets the lab do the step the attendee does now (hands-on mode).
 	Solve()
+	// RestoreManifest puts kube-apiserver's original manifest back (hands-on
+	// mode, when an edit keeps it from starting).
+	RestoreManifest()
 }
 
 // Engine is a steps.Stepper whose context the TUI may cancel, so that q in

@@ -5,7 +5,7 @@ import "charm.land/bubbles/v2/key"
 // keyMap is the walkthrough's keys (docs/architecture.md: Enter, a, q, ?). Bindings
 // that cannot act right now are disabled, so help shows what can.
 type keyMap struct {
-	Next, All, Rerun, Hint, Solve, Up, Down, PageUp, PageDown, Copy, Help, Quit key.Binding
+	Next, All, Rerun, Hint, Solve, Backup, Up, Down, PageUp, PageDown, Copy, Help, Quit key.Binding
 }
 
 func newKeyMap() keyMap {
@@ -15,6 +15,7 @@ func newKeyMap() keyMap {
 		Rerun:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "re-run failed step")),
 		Hint:     key.NewBinding(key.WithKeys("h"), key.WithHelp("h", "hint")),
 		Solve:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "show the solution: the lab does it")),
+		Backup:   key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "put the original kube-apiserver manifest back")),
 		Up:       key.NewBinding(key.WithKeys("k", "up"), key.WithHelp("↑/k", "previous step")),
 		Down:     key.NewBinding(key.WithKeys("j", "down"), key.WithHelp("↓/j", "next step")),
 		PageUp:   key.NewBinding(key.WithKeys("pgup", "b", "ctrl+u"), key.WithHelp("pgup/b", "scroll up")),
@@ -27,13 +28,13 @@ func newKeyMap() keyMap {
 
 // ShortHelp implements help.KeyMap.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Next, k.All, k.Rerun, k.Hint, k.Solve, k.Up, k.Down, k.Help, k.Quit}
+	return []key.Binding{k.Next, k.All, k.Rerun, k.Hint, k.Solve, k.Backup, k.Up, k.Down, k.Help, k.Quit}
 }
 
 // FullHelp implements help.KeyMap.
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Next, k.All, k.Rerun, k.Hint, k.Solve},
+		{k.Next, k.All, k.Rerun, k.Hint, k.Solve, k.Backup},
 		{k.Up, k.Down, k.PageUp, k.PageDown},
 		{k.Copy, k.Help, k.Quit},
 	}

@@ -311,6 +311,13 @@ func (m Walkthrough) canHint() bool {
 	return r != nil && r.hints < len(r.info.Hints)
 }
 
+// canRestore tells whether b would put kube-apiserver's manifest back: the
+// attendee is editing it.
+func (m Walkthrough) canRestore() bool {
+	r := m.yourTurn()
+	return r != nil && r.info.Kind == "apiserverFlags"
+}
+
 // canRerun tells whether r would re-run the selected step.
 func (m Walkthrough) canRerun() bool {
 	return m.atGate() && m.selected < m.nMain && m.selected < len(m.rows) && m.rows[m.selected].status == steps.Failed
@@ -334,6 +341,9 @@ func (m Walkthrough) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		m.selectRow(m.current)
 		m.refresh()
 		m.vp.GotoBottom() // the hint comes last: show it on a small screen too
+	case key.Matches(msg, m.keys.Backup) && m.canRestore():
+		m.flash = "putting the original kube-apiserver manifest back"
+		cmd = order(m.ctl.RestoreManifest)
 	case key.Matches(msg, m.keys.Solve) && m.yourTurn() != nil:
 		m.flash = "the lab does this step"
 		cmd = order(m.ctl.Solve)
@@ -438,6 +448,7 @@ func (m *Walkthrough) refresh() {
 	}
 	k.Hint.SetEnabled(m.canHint())
 	k.Solve.SetEnabled(m.yourTurn() != nil)
+	k.Backup.SetEnabled(m.canRestore())
 	k.All.SetEnabled(m.canAll())
 	k.Rerun.SetEnabled(m.canRerun())
 	k.Copy.SetEnabled(m.lastCommand() != "")
