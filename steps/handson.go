@@ -150,9 +150,15 @@ func (r *runner) handsOn(ctx context.Context, sc *StepContext, h handsOnStep) er
 			return false, err
 		}
 		if o != nil && v.seen {
+			// Whether the attendee sent credentials, a 401's record does not
+			// say: only a request that did the anonymous step sent none.
+			var opts []audit.ExplainOption
+			if q, ok := h.(*requestStep); ok && v.done && q.As == "anonymous" {
+				opts = append(opts, audit.SentCredentials(false))
+			}
 			r.emit(Observed{Step: sc.Step.ID, User: o.User, Groups: o.Groups, Verb: o.Verb, Path: o.Path, Status: o.Code,
 				Decision: o.Decision, Reason: o.AuthzReason, UserAgent: o.UserAgent, Matched: v.done, Why: v.why,
-				Explain: audit.ExplainIn(*o, sc.Lang(), audit.SentCredentials(o.User != "system:anonymous"))})
+				Explain: audit.ExplainIn(*o, sc.Lang(), opts...)})
 		} else if v.why != "" && v.why != lastWhy {
 			sc.Log("%s", v.why)
 		}
@@ -180,7 +186,10 @@ func (r *runner) handsOn(ctx context.Context, sc *StepContext, h handsOnStep) er
 				continue // the lab's own requests
 			}
 			if _, ok := h.(byState); ok {
-				if !writes(o) {
+				// Objects are read again on each write the log shows; the
+				// serving kube-apiserver only on the tick (reading it runs
+				// commands in a kind node).
+				if _, flags := h.(*flagsStep); flags || !writes(o) {
 					continue
 				}
 				done, err = check(nil)
