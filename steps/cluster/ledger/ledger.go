@@ -7,18 +7,18 @@
 package ledger
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shirou/gopsutil/v4/process"
 )
 
 // Entry is what one backend instance of one run created. Record, Forget,
@@ -317,8 +317,8 @@ func (e *Entry) KillProcesses() error {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for cmdline(p.Pid) == p.Cmdline && time.Now().Before(deadline) {
-			// Not our child any more (its parent died): poll /proc until
-			// init has reaped it.
+			// Not our child any more (its parent died): poll until init
+			// has reaped it.
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
@@ -334,11 +334,16 @@ func (e *Entry) RemoveDir() error {
 }
 
 // cmdline is a process's command line, arguments joined by spaces, or ""
-// when it does not exist.
+// when it does not exist: read through gopsutil, on Linux (/proc) and
+// macOS (sysctl) alike.
 func cmdline(pid int) string {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	p, err := process.NewProcess(int32(pid))
 	if err != nil {
 		return ""
 	}
-	return string(bytes.TrimRight(bytes.ReplaceAll(data, []byte{0}, []byte{' '}), " "))
+	line, err := p.Cmdline()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(line, " ")
 }

@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -89,5 +91,27 @@ func TestListIgnoresOthersFiles(t *testing.T) {
 	}
 	if LabCluster("ca", "uid") {
 		t.Error("an entry another user owns made a cluster the lab's")
+	}
+}
+
+// An entry's owner is alive while its process runs with the recorded
+// command line, and not once it has exited (read the same way on Linux and
+// macOS).
+func TestOwnerAlive(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := &Entry{Owner: cmd.Process.Pid, OwnerCmd: "sleep 60"}
+	if !e.OwnerAlive() {
+		t.Errorf("a running owner (%q) is not alive", cmdline(cmd.Process.Pid))
+	}
+	if self := cmdline(os.Getpid()); self != strings.Join(os.Args, " ") {
+		t.Errorf("cmdline of this test = %q, want %q", self, strings.Join(os.Args, " "))
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if e.OwnerAlive() {
+		t.Error("an owner that exited is alive")
 	}
 }
