@@ -18,7 +18,7 @@ GOTEST ?= $(GO) test
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/anonlab
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/anonlab
 
 # kube-apiserver and etcd for the local backend: from the cache, or built
 # from the Go module sources the first time (~4 min on 2 cores).

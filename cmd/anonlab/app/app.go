@@ -114,6 +114,9 @@ control plane (local processes or kind).`,
 	root.AddCommand(newStatus(streams))
 	root.AddCommand(newCleanup(streams))
 	root.AddCommand(newEnv(streams))
+	root.AddCommand(newVersion(streams))
+	root.Version = version()
+	root.SetVersionTemplate("{{/* the same as anonlab version */}}" + versionText())
 	root.AddCommand(newExport(streams))
 	root.AddCommand(newMatrix(streams))
 	return root
