@@ -13,7 +13,7 @@ E2E_FLAGS ?=
 # What runs the e2e suite; CI writes JUnit with GOTEST='gotestsum --junitfile e2e.xml --'.
 GOTEST ?= $(GO) test
 
-.PHONY: all build binaries run test unit e2e e2e-kind lint bench fuzz stress clean docker kind-node-image test-kind
+.PHONY: all build binaries cross run test unit e2e e2e-kind lint bench fuzz stress clean docker kind-node-image test-kind
 
 all: build
 
@@ -32,8 +32,14 @@ run: build binaries
 # the e2e suite on kind (e2e-kind), unit tests, the article on a real
 # kube-apiserver, and the e2e suite on the local backend (./e2e runs with
 # its default flags).
-test: build binaries test-kind e2e-kind
+test: build binaries cross test-kind e2e-kind
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/steps/cluster/kind$$')
+
+# anonlab and the local backend run on macOS too: every package builds and
+# vets for darwin/arm64 and darwin/amd64.
+cross:
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
+	GOOS=darwin GOARCH=amd64 $(GO) vet ./...
 
 # A Docker engine for the kind backend: installs docker.io (root, Debian),
 # starts dockerd, and works around a VM that lacks a capability privileged
