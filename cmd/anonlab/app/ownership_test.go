@@ -278,3 +278,18 @@ func TestApplyRefusesForeignObject(t *testing.T) {
 		t.Errorf("the user's my-cluster-role: %v %v", role, err)
 	}
 }
+
+// --keep keeps a cluster the lab would delete; on an existing cluster,
+// which the lab never deletes, the lab's own copy of its CA still goes.
+func TestExistingKeepLeavesNoFiles(t *testing.T) {
+	foreign, _ := foreignCluster(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	code, out, errOut := run(t, "run", "anonymous-auth", "--backend", "existing", "--kubeconfig", foreign.Info().Kubeconfig, "--keep", "--output", "json")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "anonlab-*")); len(left) > 0 {
+		t.Errorf("the run left %v", left)
+	}
+}

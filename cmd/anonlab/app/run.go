@@ -69,9 +69,11 @@ func runScenario(parent context.Context, streams IOStreams, f *runFlags, args []
 	// The net under the scenario's own cleanup (a scenario that forgot, a
 	// step that failed, a panic): deferred, so it runs on every path.
 	destroy := func() error {
-		if f.keep {
+		if f.keep && b.Info().Disposable {
 			return nil
 		}
+		// A cluster Destroy would not delete (existing) keeps running
+		// anyway: only the lab's own files go.
 		return b.Destroy(context.WithoutCancel(ctx))
 	}
 	defer func() { _ = destroy() }()

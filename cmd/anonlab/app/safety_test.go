@@ -158,6 +158,12 @@ func TestCleanupAfterSIGKILL(t *testing.T) {
 				flags = append(flags, "--keep")
 			}
 			cmd, _, dir := runUntil(t, stateDir, func(e map[string]any) bool { return e["event"] == "http" && e["status"] == 403.0 }, flags...)
+			t.Cleanup(func() {
+				// Whatever the test found, nothing of the run outlives it.
+				c := exec.Command(anonlabBinary(t), "cleanup", "--all")
+				c.Env = append(os.Environ(), "ANONLAB_STATE_DIR="+stateDir)
+				_ = c.Run()
+			})
 			if err := cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}

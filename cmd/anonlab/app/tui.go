@@ -112,7 +112,7 @@ func runTUI(parent context.Context, streams IOStreams, f *runFlags, args []strin
 		fmt.Fprintln(streams.Err, "anonlab: finishing the cleanup…")
 	}
 	sum := eng.Close()
-	if !f.keep {
+	if !f.keep || !b.Info().Disposable {
 		// The net under the scenario's own cleanup, as in run.
 		if derr := b.Destroy(context.WithoutCancel(parent)); derr != nil {
 			return derr
