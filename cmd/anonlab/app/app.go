@@ -116,7 +116,7 @@ control plane (local processes or kind).`,
 	root.AddCommand(newEnv(streams))
 	root.AddCommand(newVersion(streams))
 	root.Version = version()
-	root.SetVersionTemplate("{{/* the same as anonlab version */}}" + versionText())
+	root.SetVersionTemplate(versionText()) // --version says what `anonlab version` says
 	root.AddCommand(newExport(streams))
 	root.AddCommand(newMatrix(streams))
 	return root

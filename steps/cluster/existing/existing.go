@@ -131,6 +131,9 @@ func (b *Backend) Create(ctx context.Context) error {
 	}
 	b.entry = ledger.NewEntry(Name)
 	b.entry.URL, b.entry.Kubeconfig, b.entry.Context = cfg.Host, b.info.Kubeconfig, b.opts.context
+	// The lab's own files (the CA copy, $MANIFESTS): removed by Destroy, or
+	// by anonlab cleanup after a run that could not.
+	b.entry.Dir = b.dir
 	b.entry.CAFingerprint, b.entry.KubeSystemUID = id.CAFingerprint, id.KubeSystemUID
 	return nil
 }
