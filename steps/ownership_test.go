@@ -105,3 +105,26 @@ cleanup:
 		t.Errorf("objects left: %v, want only the user's binding", objs)
 	}
 }
+
+// TestServiceAccountMadeMeanwhile: when the ServiceAccount controller makes
+// the default ServiceAccount between the lab's GET and its create (kind,
+// right after the cluster came up), the token step uses that one, and
+// cleanup leaves it alone: it is not the lab's.
+func TestServiceAccountMadeMeanwhile(t *testing.T) {
+	b := newBackend(t, clustertest.RacingServiceAccountController())
+	rec := &recorder{}
+	sum := steps.Run(t.Context(), parse(t, `
+name: race
+title: race
+steps:
+  - {id: create, title: create, cluster: create}
+  - {id: token, title: token, serviceAccountToken: {saveAs: sa-token}}
+  - {id: with-token, title: with token, request: {token: sa-token, path: /api}, expect: {status: 200}}
+cleanup:
+  - {id: revoke, title: revoke, delete: {manifests: [my-cluster-role.yaml]}}
+`), b, rec)
+	wantSummary(t, sum, 4, 0, 0)
+	if objs := b.Objects(); len(objs) != 1 || objs[0] != "serviceaccounts/default/default" {
+		t.Errorf("objects left: %v, want the controller's ServiceAccount", objs)
+	}
+}

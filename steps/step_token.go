@@ -102,6 +102,12 @@ func (t *tokenStep) createServiceAccount(ctx context.Context, sc *StepContext, c
 	sc.run.stamp(obj)
 	sa.Labels, sa.Annotations = obj.GetLabels(), obj.GetAnnotations()
 	made, err := cs.CoreV1().ServiceAccounts(t.Namespace).Create(ctx, sa, metav1.CreateOptions{FieldManager: "anonlab"})
+	if apierrors.IsAlreadyExists(err) {
+		// The controller made it between the Get and the Create (kind,
+		// right after the cluster came up): it is not the lab's.
+		sc.Log("%s was made meanwhile by its controller: using that one", ref)
+		return sc.run.forget(recordOf(obj))
+	}
 	if err != nil {
 		return fmt.Errorf("create %s: %w", ref, err)
 	}

@@ -46,6 +46,7 @@ type options struct {
 	refuse    *string // kube-apiserver's last error line when it refuses a flag change
 	holds     map[Op]holdSpec
 	now       func() time.Time
+	saRace    bool
 }
 
 // Option configures the fake.
@@ -54,6 +55,11 @@ type Option func(*options)
 // NotCreatedByLab makes the cluster one the lab did not create
 // (Info().CreatedByLab is false), as the existing backend's are.
 func NotCreatedByLab() Option { return func(o *options) { o.notByLab = true } }
+
+// RacingServiceAccountController makes a ServiceAccount appear right after
+// a GET found it missing, as kube-controller-manager's ServiceAccount
+// controller does on a cluster that has just come up (kind).
+func RacingServiceAccountController() Option { return func(o *options) { o.saRace = true } }
 
 // FailCreate makes Create return err.
 func FailCreate(err error) Option { return func(o *options) { o.createErr = err } }

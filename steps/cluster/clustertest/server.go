@@ -366,7 +366,8 @@ func (h *handler) namespaces(w http.ResponseWriter, q request) {
 
 // serviceAccounts serves the ServiceAccount GET and create, and the
 // TokenRequest, that the serviceAccountToken step sends. No ServiceAccount
-// exists at first: no controller makes the default one.
+// exists at first: no controller makes the default one (unless
+// RacingServiceAccountController).
 func (h *handler) serviceAccounts(w http.ResponseWriter, r *http.Request, q request) {
 	key := objectKey{resource: "serviceaccounts", namespace: q.namespace, name: q.name}
 	h.st.mu.Lock()
@@ -375,6 +376,7 @@ func (h *handler) serviceAccounts(w http.ResponseWriter, r *http.Request, q requ
 	case q.verb == "get" && q.sub == "":
 		if !h.st.serviceAccounts[key] {
 			writeStatus(w, apierrors.NewNotFound(q.groupResource(), q.name))
+			h.st.serviceAccounts[key] = h.b.opts.saRace
 			return
 		}
 		writeJSON(w, http.StatusOK, h.serviceAccount(key))
