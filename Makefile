@@ -13,7 +13,7 @@ E2E_FLAGS ?=
 # What runs the e2e suite; CI writes JUnit with GOTEST='gotestsum --junitfile e2e.xml --'.
 GOTEST ?= $(GO) test
 
-.PHONY: all build binaries cross run test unit e2e e2e-kind lint bench fuzz stress clean docker kind-node-image test-kind
+.PHONY: all build binaries cross run test test-local unit e2e e2e-kind lint bench fuzz stress clean docker kind-node-image test-kind
 
 all: build
 
@@ -28,11 +28,16 @@ binaries: build
 run: build binaries
 	$(BIN) tui anonymous-auth --backend $(BACKEND) --kubernetes-version $(KUBERNETES_VERSION)
 
-# Everything CI runs: the kind backend on a real kind cluster (test-kind),
-# the e2e suite on kind (e2e-kind), unit tests, the article on a real
-# kube-apiserver, and the e2e suite on the local backend (./e2e runs with
-# its default flags).
-test: build binaries cross test-kind e2e-kind
+# Everything CI runs, each phase timed (hack/test.sh prints the table at
+# the end): set-up (deps, binaries, cross, Docker, node image), the kind
+# backend on a real kind cluster (test-kind), the e2e suite on kind
+# (e2e-kind), then test-local.
+test:
+	@bash hack/test.sh
+
+# Unit tests, the article on a real kube-apiserver, and the e2e suite on
+# the local backend (./e2e runs with its default flags).
+test-local: build binaries
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/steps/cluster/kind$$')
 
 # anonlab and the local backend run on macOS too: every package builds and
