@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -421,12 +422,17 @@ func accessAttrs(objs []*unstructured.Unstructured) []accessAttr {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b accessAttr) int {
+	out = sortAttrs(out)
+	return out[:min(len(out), maxAccessAttrs)]
+}
+
+// sortAttrs sorts attrs and drops repeats.
+func sortAttrs(attrs []accessAttr) []accessAttr {
+	slices.SortFunc(attrs, func(a, b accessAttr) int {
 		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Group, b.Group),
 			cmp.Compare(a.Resource, b.Resource), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Verb, b.Verb))
 	})
-	out = slices.Compact(out)
-	return out[:min(len(out), maxAccessAttrs)]
+	return slices.Compact(attrs)
 }
 
 // accessResult is the cluster's answer for one attribute.
@@ -436,32 +442,45 @@ type accessResult struct {
 	Reason  string
 }
 
-// anonymousAccess asks the cluster, one SubjectAccessReview each, whether
-// an anonymous request (user system:anonymous in group
-// system:unauthenticated) may do each of attrs.
+// anonymousAccess asks the cluster, one SubjectAccessReview each (a few at
+// a time; the first error ends it), whether an anonymous request (user
+// system:anonymous in group system:unauthenticated) may do each of attrs.
+// The results are in the order of attrs.
 func anonymousAccess(ctx context.Context, cs kubernetes.Interface, attrs []accessAttr) ([]accessResult, error) {
-	var out []accessResult
-	for _, a := range attrs {
-		spec := authorizationv1.SubjectAccessReviewSpec{User: anonymousUser, Groups: []string{unauthenticatedGroup}}
-		if a.Path != "" {
-			spec.NonResourceAttributes = &authorizationv1.NonResourceAttributes{Path: a.Path, Verb: a.Verb}
-		} else {
-			resource, sub, _ := strings.Cut(a.Resource, "/")
-			spec.ResourceAttributes = &authorizationv1.ResourceAttributes{
-				Namespace: a.Namespace, Verb: a.Verb, Group: a.Group, Resource: resource, Subresource: sub, Name: a.Name,
-			}
-		}
-		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("ask whether anonymous users may %s: %w", a, err)
-		}
-		reason := sar.Status.Reason
-		if sar.Status.EvaluationError != "" {
-			reason = strings.TrimSpace(reason + " (evaluation error: " + sar.Status.EvaluationError + ")")
-		}
-		out = append(out, accessResult{Attr: a, Allowed: sar.Status.Allowed, Reason: reason})
+	out := make([]accessResult, len(attrs))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, a := range attrs {
+		g.Go(func() (err error) {
+			out[i], err = reviewAnonymous(ctx, cs, a)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+func reviewAnonymous(ctx context.Context, cs kubernetes.Interface, a accessAttr) (accessResult, error) {
+	spec := authorizationv1.SubjectAccessReviewSpec{User: anonymousUser, Groups: []string{unauthenticatedGroup}}
+	if a.Path != "" {
+		spec.NonResourceAttributes = &authorizationv1.NonResourceAttributes{Path: a.Path, Verb: a.Verb}
+	} else {
+		resource, sub, _ := strings.Cut(a.Resource, "/")
+		spec.ResourceAttributes = &authorizationv1.ResourceAttributes{
+			Namespace: a.Namespace, Verb: a.Verb, Group: a.Group, Resource: resource, Subresource: sub, Name: a.Name,
+		}
+	}
+	sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+	if err != nil {
+		return accessResult{}, fmt.Errorf("ask whether anonymous users may %s: %w", a, err)
+	}
+	reason := sar.Status.Reason
+	if sar.Status.EvaluationError != "" {
+		reason = strings.TrimSpace(reason + " (evaluation error: " + sar.Status.EvaluationError + ")")
+	}
+	return accessResult{Attr: a, Allowed: sar.Status.Allowed, Reason: reason}, nil
 }
 
 // guard reads objs against the cluster's current RBAC and says how

@@ -16,6 +16,7 @@ var registry = map[string]func() Action{
 	"apiserverFlags":      func() Action { return new(flagsStep) },
 	"cisAudit":            func() Action { return new(cisStep) },
 	"apiserverPod":        func() Action { return new(podStep) },
+	"anonymousExposure":   func() Action { return new(exposureStep) },
 }
 
 // KindNames lists the step kinds, sorted.

@@ -24,7 +24,9 @@ type Identity struct {
 }
 
 // ReadServer reads the version kube-apiserver reports and the cluster's
-// identity: what every backend learns once its cluster serves.
+// identity: what every backend learns once its cluster serves. When only
+// the identity cannot be read, the version and what ReadIdentity read come
+// with the error.
 func ReadServer(ctx context.Context, cfg *rest.Config) (gitVersion string, id Identity, err error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
@@ -35,12 +37,14 @@ func ReadServer(ctx context.Context, cfg *rest.Config) (gitVersion string, id Id
 		return "", Identity{}, fmt.Errorf("read the apiserver's version at %s: %w", cfg.Host, err)
 	}
 	if id, err = ReadIdentity(ctx, cfg); err != nil {
-		return "", Identity{}, err
+		return v.GitVersion, id, err
 	}
 	return v.GitVersion, id, nil
 }
 
-// ReadIdentity reads the identity of the cluster cfg reaches.
+// ReadIdentity reads the identity of the cluster cfg reaches; when the
+// kube-system namespace cannot be read, the error comes with the CA's
+// fingerprint alone.
 func ReadIdentity(ctx context.Context, cfg *rest.Config) (Identity, error) {
 	fp, err := CAFingerprint(cfg.CAData)
 	if err != nil {
@@ -52,7 +56,7 @@ func ReadIdentity(ctx context.Context, cfg *rest.Config) (Identity, error) {
 	}
 	ns, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
 	if err != nil {
-		return Identity{}, fmt.Errorf("read the kube-system namespace's UID: %w", err)
+		return Identity{CAFingerprint: fp}, fmt.Errorf("read the kube-system namespace's UID: %w", err)
 	}
 	return Identity{CAFingerprint: fp, KubeSystemUID: string(ns.UID)}, nil
 }
