@@ -1,6 +1,7 @@
-// Package binaries finds or builds the kube-apiserver and etcd executables
-// the local backend runs: from an explicit directory, from the user cache,
-// or built from the Go module sources of the requested Kubernetes release.
+// Package binaries finds, downloads or builds the kube-apiserver and etcd
+// executables the local backend runs: from an explicit directory, from the
+// user cache, else envtest's release of the requested Kubernetes version
+// (download.go) or a build from its Go module sources.
 // The kind node image's build uses the same builder for the other
 // Kubernetes commands, etcd, CoreDNS and crictl (BuildKubernetes,
 // BuildEtcd, BuildCommand), under the same lock.
@@ -36,6 +37,8 @@ const (
 type options struct {
 	dir      string
 	cacheDir string
+	source   string
+	indexURL string
 }
 
 // Option configures Resolve.
@@ -57,9 +60,9 @@ func CacheRoot() (string, error) {
 }
 
 // Resolve returns a directory holding kube-apiserver and etcd for version:
-// the explicit directory if one is given, else the cache, else it builds
-// them into the cache, reporting progress through ctx (see
-// cluster.WithProgress).
+// the explicit directory if one is given, else the cache, else it
+// downloads or builds them into the cache (see WithSource), reporting
+// progress through ctx (see cluster.WithProgress).
 func Resolve(ctx context.Context, version string, opts ...Option) (string, error) {
 	o := options{}
 	for _, opt := range opts {
@@ -73,6 +76,18 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 	}
 	if !semver.IsValid(version) || semver.Major(version) != "v1" {
 		return "", fmt.Errorf("kubernetes version %q: want a release such as %s", version, cluster.DefaultKubernetesVersion)
+	}
+	if o.source == "" {
+		o.source = DefaultSource()
+	}
+	if err := ValidSource(o.source); err != nil {
+		return "", err
+	}
+	if o.indexURL == "" {
+		o.indexURL = os.Getenv(IndexEnv)
+	}
+	if o.indexURL == "" {
+		o.indexURL = DefaultIndexURL
 	}
 	root := o.cacheDir
 	if root == "" {
@@ -93,11 +108,11 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 		return "", err
 	}
 	defer unlock()
-	// Another process may have built it while we waited for the lock.
+	// Another process may have installed it while we waited for the lock.
 	if complete(dir) == nil {
 		return dir, nil
 	}
-	if err := build(ctx, version, dir); err != nil {
+	if err := obtain(ctx, o, version, dir); err != nil {
 		return "", err
 	}
 	return dir, nil
@@ -124,7 +139,8 @@ func executable(file string) error {
 }
 
 // lock takes an exclusive lock on path, so that only one Kubernetes build
-// runs at a time on the machine (each needs ~2 GB and both cores).
+// or download runs at a time on the machine (a build needs ~2 GB and both
+// cores; two installs into one directory would race).
 func lock(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
