@@ -57,7 +57,8 @@ func (sc *StepContext) Check(c CheckResult) {
 
 // progress reports backend progress as events.
 func (sc *StepContext) progress(p cluster.Progress) {
-	sc.run.emit(Progress{Step: sc.Step.ID, Phase: p.Phase, Detail: p.Detail, ElapsedMS: ms(p.Elapsed), Done: p.Done})
+	sc.run.emit(Progress{Step: sc.Step.ID, Phase: p.Phase, Detail: p.Detail, ElapsedMS: ms(p.Elapsed), Done: p.Done,
+		Count: p.Count, Total: p.Total, LeftMS: ms(p.Left)})
 }
 
 // clusterState reports what the control plane looks like now.

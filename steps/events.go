@@ -1,6 +1,10 @@
 package steps
 
-import "time"
+import (
+	"time"
+
+	"github.com/anonlab/anonlab/steps/cluster"
+)
 
 // Event is something the engine reports while it runs a scenario. Each
 // event is a plain struct; consumers type-switch on them.
@@ -126,6 +130,17 @@ type Progress struct {
 	Detail    string `json:"detail"`
 	ElapsedMS int64  `json:"elapsedMs"`
 	Done      bool   `json:"done,omitempty"`
+	// Count of Total packages compiled, and the estimated time left, for
+	// a source build of the binaries (cluster.Progress).
+	Count  int   `json:"count,omitempty"`
+	Total  int   `json:"total,omitempty"`
+	LeftMS int64 `json:"leftMs,omitempty"`
+}
+
+// Backend returns p as the backend reported it.
+func (p Progress) Backend() cluster.Progress {
+	return cluster.Progress{Phase: p.Phase, Detail: p.Detail, Elapsed: time.Duration(p.ElapsedMS) * time.Millisecond, Done: p.Done,
+		Count: p.Count, Total: p.Total, Left: time.Duration(p.LeftMS) * time.Millisecond}
 }
 
 // Step outcomes.

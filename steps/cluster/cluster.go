@@ -7,6 +7,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -163,6 +164,40 @@ type Progress struct {
 	Elapsed time.Duration
 	// Done is set on the phase's last report.
 	Done bool
+	// Count of Total units of work are done (a source build: packages
+	// compiled); both 0 when the work cannot be counted.
+	Count, Total int
+	// Left is the estimated time left, 0 when unknown.
+	Left time.Duration
+}
+
+// HowFar says how far counted work is: "812/2143 packages (37%), about
+// 6m10s left"; "" for work that is not counted.
+func (p Progress) HowFar() string { return HowFar(p.Count, p.Total, p.Left) }
+
+// Line is p on one line, as anonlab prints it on stderr: "build (1m35s)
+// 812/2143 packages (37%), about 6m10s left: <the go command's last line>".
+func (p Progress) Line() string {
+	far := p.HowFar()
+	if far != "" {
+		far = " " + far
+	}
+	return fmt.Sprintf("%s (%s)%s: %s", p.Phase, p.Elapsed.Round(100*time.Millisecond), far, p.Detail)
+}
+
+// HowFar is Progress.HowFar for the fields of a progress event.
+func HowFar(count, total int, left time.Duration) string {
+	if total <= 0 {
+		return ""
+	}
+	s := fmt.Sprintf("%d/%d packages (%d%%)", count, total, count*100/total)
+	switch {
+	case left >= time.Minute:
+		s += ", about " + left.Round(10*time.Second).String() + " left"
+	case left > 0:
+		s += ", about " + left.Round(time.Second).String() + " left"
+	}
+	return s
 }
 
 type progressKey struct{}

@@ -24,6 +24,8 @@ var script = []steps.Event{
 		{ID: "destroy", Kind: "cluster", Title: "Delete the cluster", Cleanup: true},
 	}},
 	steps.StepStarted{Step: "create", Index: 0, Title: "Create a cluster"},
+	steps.Progress{Step: "create", Phase: "build", Detail: "build kube-apiserver: k8s.io/kubernetes/pkg/controlplane",
+		ElapsedMS: 95300, Count: 812, Total: 2143, LeftMS: 367000},
 	steps.Progress{Step: "create", Phase: "wait", Detail: "polling /readyz", ElapsedMS: 120},
 	steps.ClusterState{Step: "create", Backend: "local", KubernetesVersion: "v1.37.2", URL: "https://127.0.0.1:6443", AnonymousAuth: "on", Running: true},
 	steps.StepFinished{Step: "create", Index: 0, Status: steps.Passed, DurationMS: 2300},
@@ -52,8 +54,10 @@ func TestText(t *testing.T) {
 	txt.now = func() time.Time { return time.Unix(0, 0) }
 	play(txt)
 	golden.RequireEqual(t, out.Bytes())
-	if !strings.Contains(log.String(), "polling /readyz") {
-		t.Errorf("progress did not go to the log stream: %q", log.String())
+	for _, want := range []string{"polling /readyz", "… build (1m35.3s) 812/2143 packages (37%), about 6m10s left: build kube-apiserver: "} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("progress %q did not go to the log stream: %q", want, log.String())
+		}
 	}
 }
 
@@ -75,6 +79,7 @@ func TestJSONLines(t *testing.T) {
 	if len(lines) != len(script) {
 		t.Fatalf("%d lines for %d events", len(lines), len(script))
 	}
+	var http, build map[string]any
 	for i, l := range lines {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
@@ -83,13 +88,20 @@ func TestJSONLines(t *testing.T) {
 		if m["event"] != script[i].EventName() {
 			t.Errorf("line %d event %v, want %s", i, m["event"], script[i].EventName())
 		}
+		switch {
+		case m["event"] == "http":
+			http = m
+		case m["event"] == "progress" && m["phase"] == "build":
+			build = m
+		}
 	}
-	var http map[string]any
-	_ = json.Unmarshal([]byte(lines[6]), &http)
 	for _, k := range []string{"step", "identity", "method", "path", "status", "reason", "message"} {
 		if _, ok := http[k]; !ok {
-			t.Errorf("http event lacks %q: %s", k, lines[6])
+			t.Errorf("http event lacks %q: %v", k, http)
 		}
+	}
+	if build["count"] != 812.0 || build["total"] != 2143.0 || build["leftMs"] != 367000.0 {
+		t.Errorf("build progress event: count %v, total %v, leftMs %v; want 812, 2143, 367000", build["count"], build["total"], build["leftMs"])
 	}
 	if http["status"] != 403.0 {
 		t.Errorf("http status %v is not the number 403", http["status"])

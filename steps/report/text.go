@@ -110,7 +110,7 @@ func (t *Text) Emit(e steps.Event) {
 		// Throttled: a build reports every package it compiles.
 		now := t.now()
 		if ev.Phase != t.lastPhase || ev.Done || now.Sub(t.lastPrinted) >= 5*time.Second {
-			fmt.Fprintf(t.log, "%s… %s (%s): %s\n", indent, ev.Phase, (time.Duration(ev.ElapsedMS) * time.Millisecond).Round(100*time.Millisecond), ev.Detail)
+			fmt.Fprintf(t.log, "%s… %s\n", indent, ev.Backend().Line())
 			t.lastPhase, t.lastPrinted = ev.Phase, now
 		}
 	case steps.StepFinished:

@@ -151,7 +151,7 @@ func progressSink(streams IOStreams) steps.Sink {
 	show := progressPrinter(streams.Err)
 	return steps.SinkFunc(func(e steps.Event) {
 		if p, ok := e.(steps.Progress); ok {
-			show(cluster.Progress{Phase: p.Phase, Detail: p.Detail, Elapsed: msDuration(p.ElapsedMS), Done: p.Done})
+			show(p.Backend())
 		}
 	})
 }

@@ -54,8 +54,6 @@ func progressPrinter(w io.Writer) func(cluster.Progress) {
 			return
 		}
 		phase, last = p.Phase, time.Now()
-		fmt.Fprintf(w, "… %s (%s): %s\n", p.Phase, p.Elapsed.Round(100*time.Millisecond), p.Detail)
+		fmt.Fprintln(w, "… "+p.Line())
 	}
 }
-
-func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

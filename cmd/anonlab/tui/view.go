@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -346,6 +347,16 @@ func phase(p string) string {
 	return p
 }
 
+// howFar is a bar and "812/2143 packages (37%), about 6m10s left" under
+// the phase of counted work (a source build), else "".
+func howFar(p *steps.Progress, w int) string {
+	if p.Total <= 0 {
+		return ""
+	}
+	bar := progress.New(progress.WithWidth(w-2), progress.WithoutPercentage())
+	return "\n  " + bar.ViewAs(float64(p.Count)/float64(p.Total)) + "\n  " + hang(p.Backend().HowFar(), w, 2)
+}
+
 // detail is the right pane: the selected step's explanation, what it
 // ran, and what came back.
 func (m Walkthrough) detail() string {
@@ -386,7 +397,7 @@ func (m Walkthrough) detail() string {
 	}
 	if p := r.progress; p != nil {
 		what := fmt.Sprintf("%s · %s", duration(time.Duration(p.ElapsedMS)*time.Millisecond), phase(p.Phase))
-		para(m.spin.View() + " " + hang(what, w, 2) + "\n" + paint(m.st.dim, "  "+hang(p.Detail, w, 2)))
+		para(m.spin.View() + " " + hang(what, w, 2) + howFar(p, w) + "\n" + paint(m.st.dim, "  "+hang(p.Detail, w, 2)))
 	}
 	for i := 0; i < len(r.items); i++ {
 		switch it := r.items[i].(type) {

@@ -69,7 +69,8 @@ func TestWalkthroughFailedCheck(t *testing.T) {
 func TestWalkthroughLongProgress(t *testing.T) {
 	t.Run("first build", func(t *testing.T) {
 		h := newHarness(t, 100, 30, clustertest.Hold(clustertest.OpCreate, make(chan struct{}), cluster.Progress{
-			Phase: "build", Detail: "building kube-apiserver v1.37.2: k8s.io/kubernetes/pkg/controlplane/apiserver", Elapsed: 95300 * time.Millisecond}))
+			Phase: "build", Detail: "build kube-apiserver: k8s.io/kubernetes/pkg/controlplane/apiserver", Elapsed: 95300 * time.Millisecond,
+			Count: 812, Total: 2143, Left: 367 * time.Second}))
 		h.press("enter")
 		h.engine.waitFor(t, "the build's progress", 30*time.Second, progressOf("create-cluster"))
 		golden.RequireEqual(t, h.quitFrame(t))

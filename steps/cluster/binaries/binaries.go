@@ -174,10 +174,20 @@ func build(ctx context.Context, version, dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := b.kubernetesCommands(km, version, work, out, KubeAPIServer); err != nil {
+		// Both modules are resolved first, so that the progress counts
+		// every package of the build from the start.
+		kube, err := b.kubernetesCommands(km, version, work, out, KubeAPIServer)
+		if err != nil {
 			return err
 		}
-		return b.etcd(km.etcdVersion, work, out)
+		etcd, err := b.etcd(km.etcdVersion, work, out)
+		if err != nil {
+			return err
+		}
+		if err := b.compile(kube); err != nil {
+			return err
+		}
+		return b.compile(etcd)
 	})
 	if err != nil {
 		return err
@@ -198,14 +208,22 @@ func BuildKubernetes(ctx context.Context, version, dir string, names ...string) 
 		if err != nil {
 			return err
 		}
-		return b.kubernetesCommands(km, version, work, out, missing...)
+		m, err := b.kubernetesCommands(km, version, work, out, missing...)
+		if err != nil {
+			return err
+		}
+		return b.compile(m)
 	})
 }
 
 // BuildEtcd builds etcd at version (v3.x.y) into dir, unless it is there.
 func BuildEtcd(ctx context.Context, version, dir string) error {
 	return buildMissing(ctx, dir, []string{Etcd}, func(b builder, work, out string, _ []string) error {
-		return b.etcd(version, work, out)
+		m, err := b.etcd(version, work, out)
+		if err != nil {
+			return err
+		}
+		return b.compile(m)
 	})
 }
 
@@ -219,7 +237,11 @@ func BuildCommand(ctx context.Context, mod, version, pkg, dir string) error {
 		}
 		name := path.Base(pkg)
 		gomod := fmt.Sprintf("module anonlab.local/build/%s\n\ngo %s\n\nrequire %s %s\n", name, mf.Go.Version, mod, version)
-		return b.module(filepath.Join(work, name), gomod, tools(pkg), out, "-s -w", pkg)
+		m, err := b.module(filepath.Join(work, name), gomod, tools(pkg), out, "-s -w", pkg)
+		if err != nil {
+			return err
+		}
+		return b.compile(m)
 	})
 }
 
@@ -285,7 +307,7 @@ func buildInto(ctx context.Context, dir string, fn func(b builder, work, out str
 	}
 	defer os.RemoveAll(work)
 	out := filepath.Join(work, "out")
-	if err := fn(builder{ctx: ctx, start: time.Now()}, work, out); err != nil {
+	if err := fn(builder{ctx: ctx, start: time.Now(), tally: newTally()}, work, out); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -332,9 +354,9 @@ func (b builder) kubernetesModule(version, work string) (kubernetesModule, error
 	return km, nil
 }
 
-// kubernetesCommands builds cmd/<name> of k8s.io/kubernetes for each name
-// into out, with the version variables set.
-func (b builder) kubernetesCommands(km kubernetesModule, version, work, out string, names ...string) error {
+// kubernetesCommands prepares the build of cmd/<name> of k8s.io/kubernetes
+// for each name into out, with the version variables set.
+func (b builder) kubernetesCommands(km kubernetesModule, version, work, out string, names ...string) (buildModule, error) {
 	minor := strings.TrimPrefix(semver.MajorMinor(version), "v1.")
 	ldflags := "-s -w"
 	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
@@ -350,11 +372,12 @@ func (b builder) kubernetesCommands(km kubernetesModule, version, work, out stri
 	return b.module(filepath.Join(work, "kubernetes"), gomod, tools(pkgs...), out, ldflags, pkgs...)
 }
 
-// etcd builds etcd at version into out: its command is etcdmain.Main.
-func (b builder) etcd(version, work, out string) error {
+// etcd prepares the build of etcd at version into out: its command is
+// etcdmain.Main.
+func (b builder) etcd(version, work, out string) (buildModule, error) {
 	mf, err := b.moduleFile("go.etcd.io/etcd/server/v3", version, work)
 	if err != nil {
-		return err
+		return buildModule{}, err
 	}
 	gomod := fmt.Sprintf("module anonlab.local/build/etcd\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n", mf.Go.Version, version)
 	return b.module(filepath.Join(work, "etcd"), gomod,
@@ -374,6 +397,7 @@ func tools(pkgs ...string) string {
 type builder struct {
 	ctx   context.Context
 	start time.Time
+	tally *tally
 }
 
 // moduleFile downloads mod@version and parses its go.mod.
@@ -393,31 +417,51 @@ func (b builder) moduleFile(mod, version, work string) (*modfile.File, error) {
 	return modfile.Parse(info.GoMod, data, nil)
 }
 
-// module writes a build module into dir, tidies it and builds pkgs into
-// out, each named after its last path element.
-func (b builder) module(dir, gomod, source, out, ldflags string, pkgs ...string) error {
+// buildModule is a build module written and resolved, its packages to
+// compile counted.
+type buildModule struct {
+	dir, out, ldflags string
+	pkgs, names       []string
+	stale             map[string]string // from tally.add
+}
+
+// module writes a build module into dir, tidies it and counts the packages
+// that building pkgs into out, each named after its last path element,
+// will compile.
+func (b builder) module(dir, gomod, source, out, ldflags string, pkgs ...string) (buildModule, error) {
+	m := buildModule{dir: dir, out: out, ldflags: ldflags, pkgs: pkgs}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return m, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
-		return err
+		return m, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(source), 0o644); err != nil {
-		return err
+		return m, err
 	}
 	name := filepath.Base(dir)
 	if err := b.stream(dir, "resolve "+name, "mod", "tidy"); err != nil {
-		return err
+		return m, err
 	}
-	var names []string
 	for _, p := range pkgs {
 		if p == "." {
 			p = name
 		}
-		names = append(names, path.Base(p))
+		m.names = append(m.names, path.Base(p))
 	}
-	args := append([]string{"build", "-v", "-trimpath", "-ldflags", ldflags, "-o", out + string(filepath.Separator)}, pkgs...)
-	return b.stream(dir, "build "+strings.Join(names, ", "), args...)
+	list, err := b.goOutput(dir, append([]string{"list", "-trimpath", "-deps", "-f", listFormat}, pkgs...)...)
+	if err != nil {
+		return m, fmt.Errorf("list the packages of %s: %w", strings.Join(m.names, ", "), err)
+	}
+	m.stale = b.tally.add(list)
+	return m, nil
+}
+
+// compile builds a module that module prepared.
+func (b builder) compile(m buildModule) error {
+	b.tally.begin(m.stale)
+	args := append([]string{"build", "-v", "-trimpath", "-ldflags", m.ldflags, "-o", m.out + string(filepath.Separator)}, m.pkgs...)
+	return b.stream(m.dir, "build "+strings.Join(m.names, ", "), args...)
 }
 
 func (b builder) command(dir string, args ...string) *exec.Cmd {
@@ -453,7 +497,10 @@ func (b builder) stream(dir, what string, args ...string) error {
 			if len(tail) > 20 {
 				tail = tail[1:]
 			}
-			cluster.ReportProgress(b.ctx, cluster.Progress{Phase: "build", Detail: what + ": " + line, Elapsed: time.Since(b.start)})
+			b.tally.line(line)
+			count, total, left := b.tally.state()
+			cluster.ReportProgress(b.ctx, cluster.Progress{Phase: "build", Detail: what + ": " + line, Elapsed: time.Since(b.start),
+				Count: count, Total: total, Left: left})
 		}
 	}()
 	err := cmd.Wait()
