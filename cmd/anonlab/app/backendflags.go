@@ -12,6 +12,7 @@ import (
 	"github.com/anonlab/anonlab/steps"
 	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/backends"
+	"github.com/anonlab/anonlab/steps/cluster/binaries"
 	"github.com/anonlab/anonlab/steps/cluster/existing"
 )
 
@@ -21,6 +22,7 @@ type labFlags struct {
 	backend     string
 	version     string
 	binariesDir string
+	source      string
 	nodeImage   string
 	kubeconfig  string
 	kubeContext string
@@ -35,6 +37,7 @@ func (f *labFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.backend, "backend", backends.Auto, "where the control plane comes from: "+strings.Join(backends.Names, ", ")+" (auto: kind when Docker or Podman answers and has a node image, else local)")
 	fl.StringVar(&f.version, "kubernetes-version", cluster.DefaultKubernetesVersion, "Kubernetes release")
 	fl.StringVar(&f.binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory")
+	addSourceFlag(fl, &f.source)
 	fl.StringVar(&f.nodeImage, "node-image", "", "kind backend: the node image (default: $ANONLAB_NODE_IMAGE, else the one make kind-node-image built for --kubernetes-version, else kind's)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "existing backend: the kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "existing backend: the kubeconfig context (default its current context)")
@@ -49,6 +52,9 @@ func (f *labFlags) validate() error {
 	if !slices.Contains(steps.Languages, f.lang) {
 		return usageError("--lang %q: want one of %s", f.lang, strings.Join(steps.Languages, ", "))
 	}
+	if err := checkSource(f.source); err != nil {
+		return err
+	}
 	if f.stepTimeout <= 0 {
 		return usageError("--step-timeout %s: want a positive duration", f.stepTimeout)
 	}
@@ -59,7 +65,7 @@ func (f *labFlags) validate() error {
 // stderr) and returns the backend; nothing is started.
 func (f *labFlags) newBackend(ctx context.Context, streams IOStreams) (cluster.Backend, error) {
 	opts := backends.Options{
-		KubernetesVersion: f.version, BinariesDir: f.binariesDir, Kubeconfig: f.kubeconfig, Context: f.kubeContext, NodeImage: f.nodeImage, Keep: f.keep,
+		KubernetesVersion: f.version, BinariesDir: f.binariesDir, BinariesSource: f.source, Kubeconfig: f.kubeconfig, Context: f.kubeContext, NodeImage: f.nodeImage, Keep: f.keep,
 	}
 	name, why := backends.Pick(ctx, f.backend, &opts)
 	if why != "" {
@@ -82,4 +88,19 @@ func (f *labFlags) runOptions() []steps.Option {
 		opts = append(opts, steps.WithHandsOn(nil, f.stepTimeout))
 	}
 	return opts
+}
+
+// addSourceFlag adds --binaries-source, for every command that may need
+// the local backend's binaries.
+func addSourceFlag(fl *pflag.FlagSet, source *string) {
+	fl.StringVar(source, "binaries-source", binaries.DefaultSource(), "local backend: where kube-apiserver and etcd come from when not cached: "+
+		"download (envtest's release, from $"+binaries.IndexEnv+" or upstream, its checksum checked), build (from the Go module sources, ~15 min), "+
+		"or auto: download, else build when the release cannot be reached (default $"+binaries.SourceEnv+", else auto)")
+}
+
+func checkSource(source string) error {
+	if err := binaries.ValidSource(source); err != nil {
+		return usageError("--binaries-source: %v", err)
+	}
+	return nil
 }

@@ -18,14 +18,14 @@ import (
 )
 
 func newMatrix(streams IOStreams) *cobra.Command {
-	var versions, backend, binariesDir, nodeImage, lang, file string
+	var versions, backend, binariesDir, source, nodeImage, lang, file string
 	cmd := &cobra.Command{
 		Use:   "matrix [SCENARIO | --file PATH] --kubernetes-versions V1,V2,...",
 		Short: "Run a scenario on several Kubernetes versions and print a Markdown table of what each step observed",
-		Long: `Run a scenario on each Kubernetes version in turn (binaries built one
-version at a time when they are not cached) and print a Markdown table: a
-row per step, a column per version, each cell the HTTP status observed and
-whether the expectations held. Each column's header is the version the
+		Long: `Run a scenario on each Kubernetes version in turn (binaries downloaded
+or built one version at a time when they are not cached) and print a
+Markdown table: a row per step, a column per version, each cell the HTTP
+status observed and whether the expectations held. Each column's header is the version the
 apiserver reported on /version. Exit 1 when any expectation failed, or
 when two columns ran the same version.
 
@@ -54,6 +54,9 @@ one of them, give one version.`,
 				}
 				vs = append(vs, v)
 			}
+			if err := checkSource(source); err != nil {
+				return err
+			}
 			if len(vs) == 0 {
 				return usageError("--kubernetes-versions: give at least one version")
 			}
@@ -65,7 +68,7 @@ one of them, give one version.`,
 			runs := map[string]*report.Observer{}
 			failed := false
 			for _, v := range vs {
-				b, err := backends.New(backend, backends.Options{KubernetesVersion: v, BinariesDir: binariesDir, NodeImage: nodeImage})
+				b, err := backends.New(backend, backends.Options{KubernetesVersion: v, BinariesDir: binariesDir, BinariesSource: source, NodeImage: nodeImage})
 				if err != nil {
 					return &exitError{code: ExitBadUsage, err: err}
 				}
@@ -94,6 +97,7 @@ one of them, give one version.`,
 	cmd.Flags().StringVar(&versions, "kubernetes-versions", cluster.DefaultKubernetesVersion, "comma-separated Kubernetes releases")
 	cmd.Flags().StringVar(&backend, "backend", local.Name, "local or kind")
 	cmd.Flags().StringVar(&binariesDir, "binaries-dir", "", "local backend: use kube-apiserver and etcd from this directory (one version only)")
+	addSourceFlag(cmd.Flags(), &source)
 	cmd.Flags().StringVar(&nodeImage, "node-image", "", "kind backend: the node image (one version only; default: $ANONLAB_NODE_IMAGE, else the one make kind-node-image built for each version, else kind's)")
 	cmd.Flags().StringVar(&lang, "lang", defaultLang(), "language of the step titles: en or ja")
 	cmd.Flags().StringVar(&file, "file", "", "run the scenario in this YAML file")

@@ -30,6 +30,10 @@ type Options struct {
 	// $ANONLAB_BINARIES_DIR, then $KUBEBUILDER_ASSETS are used, else the
 	// cache.
 	BinariesDir string
+	// BinariesSource says where local's binaries come from when they are
+	// not cached: auto, download or build (default
+	// $ANONLAB_BINARIES_SOURCE, else auto).
+	BinariesSource string
 	// NodeImage is the node image for kind; when empty, $ANONLAB_NODE_IMAGE,
 	// else the kind backend picks one for KubernetesVersion: the image
 	// `make kind-node-image` built for it if there is one, else kind's
@@ -52,7 +56,7 @@ func New(name string, o Options) (cluster.Backend, error) {
 	}
 	switch name {
 	case local.Name:
-		opts := []local.Option{local.WithKubernetesVersion(o.KubernetesVersion), local.WithKeep(o.Keep)}
+		opts := []local.Option{local.WithKubernetesVersion(o.KubernetesVersion), local.WithKeep(o.Keep), local.WithBinariesSource(o.BinariesSource)}
 		if dir := BinariesDir(o.BinariesDir); dir != "" {
 			opts = append(opts, local.WithBinariesDir(dir))
 		}

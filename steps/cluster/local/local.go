@@ -34,6 +34,7 @@ const Name = "local"
 type options struct {
 	version     string
 	binariesDir string
+	source      string
 	readyWithin time.Duration
 	keep        bool
 	noAudit     bool
@@ -47,6 +48,11 @@ func WithKubernetesVersion(v string) Option { return func(o *options) { o.versio
 
 // WithBinariesDir uses kube-apiserver and etcd from dir instead of the cache.
 func WithBinariesDir(dir string) Option { return func(o *options) { o.binariesDir = dir } }
+
+// WithBinariesSource says where binaries missing from the cache come from
+// (binaries.SourceAuto, SourceDownload, SourceBuild; default
+// $ANONLAB_BINARIES_SOURCE, else auto).
+func WithBinariesSource(source string) Option { return func(o *options) { o.source = source } }
 
 // WithReadyTimeout bounds how long kube-apiserver may take to serve after a
 // start or a flag change before it counts as failed.
@@ -160,7 +166,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if p := b.apiserver(); p != nil && p.running() {
 		return nil
 	}
-	bin, err := binaries.Resolve(ctx, b.opts.version, binaries.WithDir(b.opts.binariesDir))
+	bin, err := binaries.Resolve(ctx, b.opts.version, binaries.WithDir(b.opts.binariesDir), binaries.WithSource(b.opts.source))
 	if err != nil {
 		return err
 	}
