@@ -85,6 +85,7 @@ bench: build binaries docker kind-node-image
 	@status=0; \
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./steps/ || status=1; \
 	$(GO) test -run '^$$' -bench . -benchtime 50x ./steps/audit/ || status=1; \
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./steps/cluster/binaries/ || status=1; \
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./cmd/anonlab/app/ ./cmd/anonlab/tui/ || status=1; \
 	ANONLAB_NODE_IMAGE=anonlab/node:$(KUBERNETES_VERSION) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./steps/cluster/kind/ || status=1; \
 	if [ $$status -ne 0 ]; then echo 'make bench: a benchmark failed or missed its budget (FAIL above)' >&2; fi; \

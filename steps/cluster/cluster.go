@@ -155,7 +155,7 @@ var ErrNotAvailable = errors.New("backend not available")
 // Progress reports long work inside a backend (a binary build, a cluster
 // creation, a wait for the apiserver).
 type Progress struct {
-	// Phase names the work: "build", "create", "wait".
+	// Phase names the work: "build", "download", "create", "wait".
 	Phase string
 	// Detail is the latest thing to say about it: a build's last log line,
 	// what is being polled.

@@ -339,6 +339,8 @@ func phase(p string) string {
 	switch p {
 	case "build":
 		return "building kube-apiserver and etcd (first run only)"
+	case "download":
+		return "downloading kube-apiserver and etcd (first run only)"
 	case "create":
 		return "creating the cluster"
 	case "wait":

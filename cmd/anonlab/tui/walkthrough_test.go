@@ -75,6 +75,13 @@ func TestWalkthroughLongProgress(t *testing.T) {
 		h.engine.waitFor(t, "the build's progress", 30*time.Second, progressOf("create-cluster"))
 		golden.RequireEqual(t, h.quitFrame(t))
 	})
+	t.Run("first download", func(t *testing.T) {
+		h := newHarness(t, 100, 30, clustertest.Hold(clustertest.OpCreate, make(chan struct{}), cluster.Progress{
+			Phase: "download", Detail: "envtest-v1.37.2-linux-amd64.tar.gz: 41.3 MB", Elapsed: 2400 * time.Millisecond}))
+		h.press("enter")
+		h.engine.waitFor(t, "the download's progress", 30*time.Second, progressOf("create-cluster"))
+		golden.RequireEqual(t, h.quitFrame(t))
+	})
 	t.Run("apiserver restart", func(t *testing.T) {
 		h := newHarness(t, 100, 40, holdRestart())
 		h.press("a")

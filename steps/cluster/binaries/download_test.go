@@ -197,3 +197,25 @@ func TestSourceFromEnv(t *testing.T) {
 		t.Errorf("with %s=build: error %v and %d archive requests, want the build's error and no download", binaries.SourceEnv, err, srv.ArchiveRequests())
 	}
 }
+
+// TestDownloadsTakeTheLock: two installs at once into one cache do not
+// race: the second waits for the lock and finds the first's binaries.
+func TestDownloadsTakeTheLock(t *testing.T) {
+	srv := binariestest.NewServer(t, version, binariestest.Stubs())
+	root := t.TempDir()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := binaries.Resolve(context.Background(), version, binaries.WithCacheDir(root), binaries.WithSource(binaries.SourceDownload), binaries.WithIndexURL(srv.IndexURL))
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := srv.ArchiveRequests(); n != 1 {
+		t.Errorf("archive fetched %d times by two concurrent installs, want 1", n)
+	}
+}
