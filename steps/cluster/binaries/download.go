@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -171,6 +172,7 @@ func download(ctx context.Context, indexURL, version, dir string) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return fmt.Errorf("create cache %s: %w", root, err)
 	}
+	removeLeftovers(root)
 	f, err := os.CreateTemp(root, "."+name+"-")
 	if err != nil {
 		return err
@@ -192,6 +194,8 @@ func download(ctx context.Context, indexURL, version, dir string) error {
 	case err != nil:
 		if stall != "" {
 			err = errors.New(stall)
+		} else if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
+			err = uerr.Err
 		}
 		return &UnreachableError{What: "archive", URL: name + " (listed in " + indexURL + ")", Err: err}
 	}
@@ -208,12 +212,28 @@ func download(ctx context.Context, indexURL, version, dir string) error {
 	return nil
 }
 
-// shorten names a timeout for what it is rather than as a context error.
+// shorten names a timeout for what it is rather than as a context error,
+// and drops the client's wrapping that repeats the URL.
 func shorten(err error, ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("no answer within %s", reachTimeout)
 	}
+	if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
+		return uerr.Err
+	}
 	return err
+}
+
+// removeLeftovers removes what a killed download left in the cache root:
+// archives and scratch directories. The caller holds the lock, so no
+// other download is using them.
+func removeLeftovers(root string) {
+	for _, pattern := range []string{".envtest-v*.tar.gz-*", ".v*.download-*"} {
+		old, _ := filepath.Glob(filepath.Join(root, pattern))
+		for _, f := range old {
+			_ = os.RemoveAll(f)
+		}
+	}
 }
 
 // unpack installs the archive's kube-apiserver, etcd and kubectl (under

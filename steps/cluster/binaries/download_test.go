@@ -66,6 +66,13 @@ func TestDownloadInstalls(t *testing.T) {
 	noGo(t)
 	srv := binariestest.NewServer(t, version, binariestest.Stubs())
 	root := t.TempDir()
+	// What a killed download leaves: its archive and scratch directory.
+	if err := os.WriteFile(filepath.Join(root, "."+srv.Archive+"-123"), []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "."+version+".download-456", "etcd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	var rec recorder
 	dir, err := binaries.Resolve(rec.ctx(), version, binaries.WithCacheDir(root), binaries.WithSource(binaries.SourceDownload), binaries.WithIndexURL(srv.IndexURL))
 	if err != nil {
@@ -88,7 +95,7 @@ func TestDownloadInstalls(t *testing.T) {
 		}
 	}
 	if got, want := cacheEntries(t, root), []string{".build.lock", version}; !slices.Equal(got, want) {
-		t.Errorf("cache holds %q, want %q (no archive or scratch directory left)", got, want)
+		t.Errorf("cache holds %q, want %q (no archive or scratch directory left, nor an earlier killed download's)", got, want)
 	}
 	done, ok := rec.last("download")
 	if !ok || !strings.Contains(done.Detail, srv.Archive) || !strings.Contains(done.Detail, "sha512") {
