@@ -129,13 +129,13 @@ func obtain(ctx context.Context, o options, version, dir string) error {
 // download fetches the envtest release of version for this platform
 // through setup-envtest's remote client, checks its SHA-512 against the
 // index before anything is unpacked (here rather than by the client, to
-// tell a mismatch from a network error), and installs kube-apiserver, etcd and
-// kubectl into dir, kube-apiserver last so that dir is complete only once
-// all are there.
+// tell a mismatch from a network error), and installs kube-apiserver, etcd
+// and kubectl into dir, kube-apiserver last so that dir is complete only
+// once all are there.
 func download(ctx context.Context, indexURL, version, dir string) error {
 	start := time.Now()
 	if semver.Prerelease(version) != "" || semver.Build(version) != "" {
-		return &UnreachableError{What: "archive", URL: indexURL, Err: fmt.Errorf("envtest releases no pre-release such as %s", version)}
+		return &UnreachableError{What: "archive", URL: "for " + version, Err: errors.New("envtest releases no pre-releases")}
 	}
 	var ver versions.Concrete
 	if _, err := fmt.Sscanf(version, "v%d.%d.%d", &ver.Major, &ver.Minor, &ver.Patch); err != nil {
@@ -166,7 +166,6 @@ func download(ctx context.Context, indexURL, version, dir string) error {
 	if want == "" {
 		return &UnreachableError{What: "archive", URL: name, Err: errors.New("not listed in the index " + indexURL)}
 	}
-	item.Hash = nil // checked here, to tell a mismatch from a network error
 
 	root := filepath.Dir(dir)
 	if err := os.MkdirAll(root, 0o755); err != nil {
