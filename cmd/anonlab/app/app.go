@@ -109,6 +109,8 @@ control plane (local processes or kind).`,
 	root.AddCommand(newList(streams))
 	root.AddCommand(newRun(streams))
 	root.AddCommand(newBinaries(streams))
+	root.AddCommand(newPack(streams))
+	root.AddCommand(newUnpack(streams))
 	root.AddCommand(newTUI(streams))
 	root.RunE = pickOnTerminal(streams)
 	root.AddCommand(newStatus(streams))

@@ -89,12 +89,9 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 	if o.indexURL == "" {
 		o.indexURL = DefaultIndexURL
 	}
-	root := o.cacheDir
-	if root == "" {
-		var err error
-		if root, err = CacheRoot(); err != nil {
-			return "", err
-		}
+	root, err := cacheRoot(o)
+	if err != nil {
+		return "", err
 	}
 	dir := filepath.Join(root, version)
 	if complete(dir) == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -137,6 +138,17 @@ func (r Runtime) NodeImageFor(ctx context.Context, version string) string {
 	return DefaultNodeImage
 }
 
+// SaveImage writes image to w as `docker save` does: one tar that
+// LoadImage reads back on another machine.
+func (r Runtime) SaveImage(ctx context.Context, image string, w io.Writer) error {
+	return stream(ctx, nil, w, r.Name, "save", image)
+}
+
+// LoadImage loads into the engine the images of a tar that SaveImage wrote.
+func (r Runtime) LoadImage(ctx context.Context, rd io.Reader) error {
+	return stream(ctx, rd, io.Discard, r.Name, "load")
+}
+
 // imageKubernetesVersion is the Kubernetes version of a kind node image:
 // the /kind/version file kind's image builders write.
 func (r Runtime) imageKubernetesVersion(ctx context.Context, image string) (string, error) {
@@ -157,6 +169,18 @@ func run(ctx context.Context, name string, args ...string) ([]byte, error) {
 		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLine(stderr.String()))
 	}
 	return out, nil
+}
+
+// stream runs an engine command with stdin and stdout given; the error
+// keeps the command's last line.
+func stream(ctx context.Context, in io.Reader, out io.Writer, name string, args ...string) error {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLine(stderr.String()))
+	}
+	return nil
 }
 
 func lastLine(s string) string {
