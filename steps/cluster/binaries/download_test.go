@@ -144,6 +144,7 @@ func TestDownloadChecksumMismatch(t *testing.T) {
 func TestAutoFallsBack(t *testing.T) {
 	noGo(t)
 	srv := binariestest.NewServer(t, version, binariestest.Stubs())
+	silent := binariestest.NewServer(t, version, binariestest.Stubs(), binariestest.SilentArchive())
 	for _, tc := range []struct {
 		name, index, version, what string
 	}{
@@ -152,8 +153,10 @@ func TestAutoFallsBack(t *testing.T) {
 		{"no archive for the version", srv.IndexURL, "v1.36.0", "archive"},
 		{"archive missing", srv.IndexURL, "v1.0.0", "archive"},
 		{"pre-release", srv.IndexURL, "v1.37.0-rc.1", "archive"},
+		{"archive never answers", silent.IndexURL, version, "archive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each waits up to 3 s twice
 			root := t.TempDir()
 			var rec recorder
 			start := time.Now()

@@ -41,11 +41,15 @@ func (s *Server) ArchiveRequests() int { return int(s.archives.Load()) }
 // Option changes what the server serves.
 type Option func(*config)
 
-type config struct{ tamper bool }
+type config struct{ tamper, silent bool }
 
 // Tampered serves an archive with one byte changed, listed in the index
 // with the checksum of the original.
 func Tampered() Option { return func(c *config) { c.tamper = true } }
+
+// SilentArchive lists the archive in the index, but its request never gets
+// an answer (until the client gives up).
+func SilentArchive() Option { return func(c *config) { c.silent = true } }
 
 // NewServer serves version's envtest archive for this platform, holding
 // files (name → content) under controller-tools/envtest/ as the real ones
@@ -90,8 +94,12 @@ func NewServer(t testing.TB, version string, files map[string][]byte, opts ...Op
 		t.Fatal(err)
 	}
 	mux.HandleFunc("GET /envtest-releases.yaml", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(index) })
-	mux.HandleFunc("GET /download/"+s.Archive, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /download/"+s.Archive, func(w http.ResponseWriter, r *http.Request) {
 		s.archives.Add(1)
+		if c.silent {
+			<-r.Context().Done()
+			return
+		}
 		_, _ = w.Write(archive)
 	})
 	s.IndexURL = srv.URL + "/envtest-releases.yaml"
