@@ -313,8 +313,11 @@ func (m Walkthrough) statusLine() string {
 			what = "Cleaning up"
 		}
 		s = fmt.Sprintf("%s %s: %s", m.spin.View(), what, r.info.Title)
-		if r.progress != nil {
-			s += m.st.dim.Render(" · " + phase(r.progress.Phase))
+		if p := r.progress; p != nil {
+			s += m.st.dim.Render(" · " + phase(p.Phase))
+			if p.Total > 0 {
+				s += m.st.dim.Render(fmt.Sprintf(" %d%%", p.Count*100/p.Total))
+			}
 		}
 	case m.all:
 		s = m.spin.View() + " Running all the rest…"
