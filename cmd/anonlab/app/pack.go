@@ -23,10 +23,11 @@ func newPack(streams IOStreams) *cobra.Command {
 		Use:   "pack FILE",
 		Short: "Write a room pack: the local backend's binaries (and the kind node image) in one file, for machines with no internet",
 		Long: `Write a room pack to FILE: one tar.gz with kube-apiserver and etcd (and
-kubectl when the cache has it) for --kubernetes-version, from the user cache,
-downloaded or built first the way 'anonlab binaries' does when they are not
-there (--binaries-source), plus manifest.json with the SHA-256 of each file, the Kubernetes
-version and the version of this anonlab.
+kubectl when the cache has it) for --kubernetes-version, from the user
+cache, downloaded or built first the way 'anonlab binaries' does when they
+are not there (--binaries-source), plus manifest.json with the SHA-256 of
+each file, the Kubernetes version, the platform and the version of this
+anonlab.
 
 With --node-image the pack also holds the kind node image the lab uses for
 that version (anonlab/node:VERSION, which 'make kind-node-image' builds), as
