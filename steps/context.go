@@ -34,6 +34,11 @@ var errSkip = errors.New("skipped")
 // Skip ends the step as skipped, saying why.
 func Skip(why string) error { return fmt.Errorf("%w: %s", errSkip, why) }
 
+// expect is the step's expectation for the cluster's Kubernetes version.
+func (sc *StepContext) expect() *Expect {
+	return sc.Step.ExpectFor(sc.Backend.Info().KubernetesVersion)
+}
+
 // Lang is the language of the run.
 func (sc *StepContext) Lang() string { return sc.run.opts.lang }
 

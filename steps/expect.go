@@ -29,6 +29,9 @@ type Expect struct {
 	// ErrorContains is a part of kube-apiserver's own error line when it
 	// refused a flag change (with rolledBack).
 	ErrorContains string `yaml:"errorContains"`
+	// Kubernetes is the versions the expectation holds for (see Versions).
+	Kubernetes string `yaml:"kubernetes"`
+	versions   Versions
 }
 
 // JSONPathExpect checks the value at a JSONPath (kubectl's syntax, e.g.
@@ -41,10 +44,19 @@ type JSONPathExpect struct {
 
 type fieldError struct{ field, msg string }
 
+// fieldErrorf is an error at one of the expectation's fields.
+func fieldErrorf(field, format string, args ...any) *fieldError {
+	return &fieldError{field, fmt.Sprintf(format, args...)}
+}
+
 // validate checks the expectation for a step of kind: response fields need
 // a kind that responds, rolledBack and errorContains one that changes
 // kube-apiserver's flags (only that kind checks them).
 func (e *Expect) validate(kind string, responds, changesFlags bool) *fieldError {
+	var err error
+	if e.versions, err = parseVersions(e.Kubernetes); err != nil {
+		return fieldErrorf("kubernetes", "%v", err)
+	}
 	if !responds {
 		for _, f := range []struct {
 			name string

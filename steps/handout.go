@@ -40,16 +40,24 @@ type handouter interface {
 	handout(sc *Scenario, st *Step) []string
 }
 
-// Handout turns a scenario into the commands a person types on kind.
+// handoutVersion is the Kubernetes version a handout is for: kind's node
+// image is built for the default one.
+const handoutVersion = cluster.DefaultKubernetesVersion
+
+// Handout turns a scenario into the commands a person types on kind, for
+// handoutVersion: steps for other versions are left out.
 func Handout(sc *Scenario, lang string) []HandoutStep {
 	var out []HandoutStep
 	add := func(st *Step, cleanup bool) {
+		if !st.Kubernetes.Holds(handoutVersion) || st.HasExpect() && st.ExpectFor(handoutVersion) == nil {
+			return
+		}
 		h := HandoutStep{ID: st.ID, Title: st.Title.In(lang), Explain: strings.TrimSpace(st.Explain.In(lang)), Cleanup: cleanup}
 		if ho, ok := st.Action.(handouter); ok {
 			h.Commands = ho.handout(sc, st)
 		}
-		if st.Expect != nil {
-			h.Expect = st.Expect.describe()
+		if e := st.ExpectFor(handoutVersion); e != nil {
+			h.Expect = e.describe()
 		}
 		out = append(out, h)
 	}
@@ -135,14 +143,14 @@ func (c *clusterStep) handout(*Scenario, *Step) []string {
 func (t *tokenStep) handout(*Scenario, *Step) []string {
 	return []string{
 		fmt.Sprintf(`until kubectl get serviceaccount %s --namespace %s >/dev/null 2>&1; do sleep 1; done`, t.ServiceAccount, t.Namespace),
-		t.shellCommand(),
+		t.shellCommand(t.source(handoutVersion)),
 	}
 }
 
 func (q *requestStep) handout(_ *Scenario, st *Step) []string {
 	cmd := q.shellCommand()
-	if st.Expect != nil && st.Expect.Status != 0 && q.As != "admin" {
-		return []string{fmt.Sprintf("expect %d %s", st.Expect.Status, cmd)}
+	if e := st.ExpectFor(handoutVersion); e != nil && e.Status != 0 && q.As != "admin" {
+		return []string{fmt.Sprintf("expect %d %s", e.Status, cmd)}
 	}
 	return []string{cmd}
 }
@@ -174,7 +182,7 @@ func (f *flagsStep) handout(_ *Scenario, st *Step) []string {
 		}
 		out = append(out, exec+sed)
 	}
-	if st.Expect != nil && st.Expect.RolledBack {
+	if e := st.ExpectFor(handoutVersion); e != nil && e.RolledBack {
 		return append(out,
 			"# kube-apiserver refuses to start; read why, then put the manifest back:",
 			`sleep 20; docker exec "$NODE" sh -c 'crictl logs $(crictl ps -a -q --name kube-apiserver | head -1) 2>&1 | tail -3'`,

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/anonlab/anonlab/steps/audit"
 	"github.com/anonlab/anonlab/steps/cluster"
@@ -109,7 +110,8 @@ func (r *runner) attendeeDoes(st *Step, cleanup bool) (handsOnStep, bool) {
 		return nil, false
 	}
 	h, ok := st.Action.(handsOnStep)
-	if f, isFlags := st.Action.(*flagsStep); isFlags && (f.Restore || st.Expect != nil && st.Expect.RolledBack) {
+	e := st.ExpectFor(r.backend.Info().KubernetesVersion)
+	if f, isFlags := st.Action.(*flagsStep); isFlags && (f.Restore || e != nil && e.RolledBack) {
 		return nil, false // breaking or restoring kube-apiserver is the lab's part
 	}
 	return h, ok
@@ -302,7 +304,7 @@ func (q *requestStep) verify(ctx context.Context, sc *StepContext, o *audit.Obse
 		}
 		return verdict{seen: true, why: fmt.Sprintf("that request came from %s (%d); this step is about %s", got, o.Code, who)}, nil
 	}
-	e := sc.Step.Expect
+	e := sc.expect()
 	if e != nil && e.Status != 0 && o.Code != e.Status {
 		why := fmt.Sprintf("that request got %d, the step expects %d: %s", o.Code, e.Status, sc.run.hint(sc.Step))
 		if u := sc.run.undone(ctx, sc); u != "" {
@@ -348,10 +350,13 @@ func (r *runner) hint(st *Step) string {
 	return strings.TrimSpace(st.Hints[0].In(r.opts.lang))
 }
 
-// serviceAccountToken steps: the attendee's TokenRequest, seen in the
-// audit log. The lab never needs the token itself.
+// serviceAccountToken steps: the attendee's TokenRequest, or their read of
+// the ServiceAccount's token Secret, seen in the audit log. The lab never
+// needs the token itself.
 
-func (t *tokenStep) solution(*StepContext) (string, error) { return t.shellCommand(), nil }
+func (t *tokenStep) solution(sc *StepContext) (string, error) {
+	return t.shellCommand(t.source(sc.Backend.Info().KubernetesVersion)), nil
+}
 
 // prepare makes the ServiceAccount when nobody has (no controller on the
 // local backend), as the demo does.
@@ -359,7 +364,10 @@ func (t *tokenStep) prepare(ctx context.Context, sc *StepContext) error {
 	return t.ensureServiceAccount(ctx, sc)
 }
 
-func (t *tokenStep) verify(_ context.Context, sc *StepContext, o *audit.Observation) (verdict, error) {
+func (t *tokenStep) verify(ctx context.Context, sc *StepContext, o *audit.Observation) (verdict, error) {
+	if t.source(sc.Backend.Info().KubernetesVersion) == fromSecret {
+		return t.verifySecret(ctx, sc, o)
+	}
 	if o == nil || o.Resource != "serviceaccounts" || o.Subresource != "token" || o.Verb != "create" {
 		return verdict{}, nil
 	}
@@ -368,6 +376,30 @@ func (t *tokenStep) verify(_ context.Context, sc *StepContext, o *audit.Observat
 	}
 	if o.Code != http.StatusCreated {
 		return verdict{seen: true, why: fmt.Sprintf("the TokenRequest got %d: %s", o.Code, o.Message)}, nil
+	}
+	sc.run.tokens[t.SaveAs] = token{identity: t.identity(), variable: tokenVariable(t.SaveAs), step: t}
+	return verdict{done: true, seen: true}, nil
+}
+
+// verifySecret takes a successful GET of the ServiceAccount's token Secret
+// for the attendee's reading of the token.
+func (t *tokenStep) verifySecret(ctx context.Context, sc *StepContext, o *audit.Observation) (verdict, error) {
+	if o == nil || o.Resource != "secrets" || o.Verb != "get" || o.Subresource != "" {
+		return verdict{}, nil
+	}
+	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	if err != nil {
+		return verdict{}, err
+	}
+	sa, err := cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+	if err != nil {
+		return verdict{}, err
+	}
+	if len(sa.Secrets) == 0 || o.Namespace != t.Namespace || o.Name != sa.Secrets[0].Name {
+		return verdict{seen: true, why: fmt.Sprintf("that was Secret %s/%s; this step wants the token Secret of ServiceAccount %s/%s", o.Namespace, o.Name, t.Namespace, t.ServiceAccount)}, nil
+	}
+	if o.Code != http.StatusOK {
+		return verdict{seen: true, why: fmt.Sprintf("reading the Secret got %d: %s", o.Code, o.Message)}, nil
 	}
 	sc.run.tokens[t.SaveAs] = token{identity: t.identity(), variable: tokenVariable(t.SaveAs), step: t}
 	return verdict{done: true, seen: true}, nil

@@ -68,11 +68,12 @@ type scenarioFields struct {
 
 // stepFields are the fields every step has beside its one step kind.
 type stepFields struct {
-	ID      string  `yaml:"id"`
-	Title   Text    `yaml:"title"`
-	Explain Text    `yaml:"explain"`
-	Hints   []Text  `yaml:"hints"`
-	Expect  *Expect `yaml:"expect"`
+	ID         string  `yaml:"id"`
+	Title      Text    `yaml:"title"`
+	Explain    Text    `yaml:"explain"`
+	Hints      []Text  `yaml:"hints"`
+	Kubernetes string  `yaml:"kubernetes"`
+	Expect     *Expect `yaml:"expect"`
 }
 
 var (
@@ -149,8 +150,16 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 	var common stepFields
 	fields := reflect.ValueOf(&common).Elem()
 	var kindKey, kindVal, expectNode *yaml.Node
+	var expects []*Expect // expect as a list: one per range of versions
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
+		if k.Value == "expect" && val.Kind == yaml.SequenceNode {
+			if err := decodeStrict(file, val, &expects, path+".expect"); err != nil {
+				return nil, err
+			}
+			expectNode = val
+			continue
+		}
 		if j := slices.IndexFunc(commonStepFields, func(f yamlField) bool { return f.Name == k.Value }); j >= 0 {
 			if err := decodeStrict(file, val, fields.FieldByIndex(commonStepFields[j].Index).Addr().Interface(), path+"."+k.Value); err != nil {
 				return nil, err
@@ -174,10 +183,10 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 		}
 		kindKey, kindVal = k, val
 	}
-	if expectNode != nil && common.Expect == nil {
+	if expectNode != nil && common.Expect == nil && expects == nil {
 		common.Expect = &Expect{} // "expect:" with nothing: reported as empty below
 	}
-	st := &Step{ID: common.ID, Title: common.Title, Explain: common.Explain, Hints: common.Hints, Expect: common.Expect, Line: n.Line}
+	st := &Step{ID: common.ID, Title: common.Title, Explain: common.Explain, Hints: common.Hints, Expect: common.Expect, Expects: expects, Line: n.Line}
 	if st.ID == "" {
 		return nil, &ScenarioError{File: file, Line: n.Line, Field: path + ".id", Msg: "required"}
 	}
@@ -203,6 +212,10 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 	if kindKey == nil {
 		return nil, &ScenarioError{File: file, Line: n.Line, Field: path, Msg: "no step kind: add one of " + strings.Join(KindNames(), ", ")}
 	}
+	var err error
+	if st.Kubernetes, err = parseVersions(common.Kubernetes); err != nil {
+		return nil, &ScenarioError{File: file, Line: keyLine(n, "kubernetes"), Field: path + ".kubernetes", Msg: err.Error()}
+	}
 	st.Kind = kindKey.Value
 	st.Action = registry[st.Kind]()
 	if err := decodeStrict(file, kindVal, st.Action, path+"."+st.Kind); err != nil {
@@ -212,15 +225,37 @@ func decodeStep(v *Validator, n *yaml.Node, path string, ids map[string]int) (*S
 	if err := st.Action.Validate(v); err != nil {
 		return nil, err
 	}
+	_, responds := st.Action.(responder)
+	_, changesFlags := st.Action.(*flagsStep)
+	check := func(e *Expect, prefix string) error {
+		err := e.validate(st.Kind, responds, changesFlags)
+		if err == nil {
+			return nil
+		}
+		line, field := keyLine(n, "expect"), path+".expect"+prefix
+		if prefix != "" {
+			line = fieldLine(expectNode, prefix)
+		}
+		if err.field != "" {
+			line, field = fieldLine(expectNode, strings.TrimPrefix(prefix+"."+err.field, ".")), field+"."+err.field
+		}
+		return &ScenarioError{File: file, Line: line, Field: field, Msg: err.msg}
+	}
 	if st.Expect != nil {
-		_, responds := st.Action.(responder)
-		_, changesFlags := st.Action.(*flagsStep)
-		if err := st.Expect.validate(st.Kind, responds, changesFlags); err != nil {
-			line, field := keyLine(n, "expect"), path+".expect"
-			if err.field != "" {
-				line, field = fieldLine(expectNode, err.field), field+"."+err.field
-			}
-			return nil, &ScenarioError{File: file, Line: line, Field: field, Msg: err.msg}
+		if err := check(st.Expect, ""); err != nil {
+			return nil, err
+		}
+	}
+	if expectNode != nil && expectNode.Kind == yaml.SequenceNode && len(expects) == 0 {
+		return nil, &ScenarioError{File: file, Line: expectNode.Line, Field: path + ".expect", Msg: "an empty list: give one expectation, or one per range of versions"}
+	}
+	for i, e := range expects {
+		if err := check(e, fmt.Sprintf("[%d]", i)); err != nil {
+			return nil, err
+		}
+		if e.Kubernetes == "" && i < len(expects)-1 {
+			return nil, &ScenarioError{File: file, Line: fieldLine(expectNode, fmt.Sprintf("[%d]", i)), Field: fmt.Sprintf("%s.expect[%d].kubernetes", path, i),
+				Msg: "required in a list of expectations, but in the last one (which holds for the versions the others do not)"}
 		}
 	}
 	return st, nil
@@ -290,6 +325,9 @@ func keyLine(n *yaml.Node, key string) int {
 func fieldLine(n *yaml.Node, field string) int {
 	line := n.Line
 	for part := range strings.SplitSeq(strings.ReplaceAll(field, "[", ".["), ".") {
+		if part == "" {
+			continue // "[0].status": a list at the top
+		}
 		if n.Kind == yaml.AliasNode {
 			n = n.Alias
 		}

@@ -133,14 +133,16 @@ var fieldDocs = map[string]string{
 	"steps":       "Required, at least one. Run in order; a step that cannot run at all skips the rest.",
 	"cleanup":     "Steps run after the others, in order, whatever happened (Ctrl-C included).",
 
-	"step.id":      "Required, unique among steps and cleanup. Lower-case letters, digits and dashes.",
-	"step.title":   "Required text, as the scenario's `title`.",
-	"step.explain": "Optional text (Markdown), shown before the step runs.",
-	"step.hints":   "Optional list of texts for hands-on mode, shown one at a time (`h`): the first says what to think about, the last nearly gives the command.",
-	"step.expect":  "Optional: what the step must show; every field set is one check (see below).",
+	"step.id":         "Required, unique among steps and cleanup. Lower-case letters, digits and dashes.",
+	"step.title":      "Required text, as the scenario's `title`.",
+	"step.explain":    "Optional text (Markdown), shown before the step runs.",
+	"step.hints":      "Optional list of texts for hands-on mode, shown one at a time (`h`): the first says what to think about, the last nearly gives the command.",
+	"step.kubernetes": "Optional: the Kubernetes versions the step runs on, a semantic-version constraint (`\">=1.24\"`, `\"<1.32\"`, `\"~1.31\"`); on any other the step is skipped, saying why.",
+	"step.expect":     "Optional: what the step must show; every field set is one check (see below). Or a list, one per range of versions: the first whose `kubernetes` holds for the cluster's version applies (each but the last needs one); a step none holds for is skipped, saying why.",
 
 	"cluster":                                   "`create` or `destroy`. Creates the cluster through the backend (a no-op when it runs already), or deletes it (skipped with `--keep`). Every other step needs a running cluster: a `cluster: create` step must come before it.",
-	"serviceAccountToken":                       "Gets a token through the TokenRequest API (`kubectl create token`), creating the ServiceAccount if no controller has.",
+	"serviceAccountToken":                       "Gets a token for a ServiceAccount, creating the ServiceAccount if no controller has.",
+	"serviceAccountToken.from":                  "`secret`: read from the ServiceAccount's token Secret, as the article does (`kubectl get secret … -o jsonpath='{.data.token}' | base64 -d`); `tokenRequest`: the TokenRequest API (`kubectl create token`). Default `secret` before Kubernetes 1.24 (from 1.24 on no such Secret is made), else `tokenRequest`.",
 	"serviceAccountToken.namespace":             "Default `default`.",
 	"serviceAccountToken.serviceAccount":        "Default `default`.",
 	"serviceAccountToken.saveAs":                "Required: the name later `request` steps give as `token`.",
@@ -183,6 +185,7 @@ var fieldDocs = map[string]string{
 	"expect.jsonpath[].contains": "A part of the value.",
 	"expect.rolledBack":          "`true`: kube-apiserver must refuse the flag change, and the lab puts the previous flags back (`apiserverFlags` steps only).",
 	"expect.errorContains":       "A part of kube-apiserver's own error line when it refused (with `rolledBack`; `apiserverFlags` steps only).",
+	"expect.kubernetes":          "The versions the expectation holds for, as the step's `kubernetes`; on others the step is skipped, saying why.",
 }
 
 // TestREADMEFields keeps the README's field tables (between the

@@ -64,10 +64,34 @@ type Step struct {
 	// Kind is the step kind's name, the key that holds its parameters.
 	Kind   string
 	Action Action
-	Expect *Expect
+	// Kubernetes is the versions the step runs on; on others it is skipped.
+	Kubernetes Versions
+	// Expect is what the step must show; Expects, when the scenario gives
+	// a list, is one expectation per range of versions (see ExpectFor).
+	Expect  *Expect
+	Expects []*Expect
 	// Line is where the step starts in its file.
 	Line int
 }
+
+// ExpectFor is the step's expectation for the Kubernetes version: the
+// first of Expects that holds for it, or Expect when it does. None (nil)
+// when the step expects nothing, and when no expectation holds for the
+// version (see Expects).
+func (st *Step) ExpectFor(version string) *Expect {
+	for _, e := range st.Expects {
+		if e.versions.Holds(version) {
+			return e
+		}
+	}
+	if st.Expect != nil && st.Expect.versions.Holds(version) {
+		return st.Expect
+	}
+	return nil
+}
+
+// HasExpect reports whether the step has an expectation for some version.
+func (st *Step) HasExpect() bool { return st.Expect != nil || len(st.Expects) > 0 }
 
 // Action is a step kind's decoded parameters and what running them does.
 // Each kind is one file; all kinds are listed in registry.go.

@@ -60,8 +60,13 @@ func (q *requestStep) shellCommand() string {
 	return curl + ` "$` + VarAPIServer + strings.Trim(doubleQuote(q.Path), `"`) + `"`
 }
 
-// shellCommand gets the token into the variable later requests use.
-func (t *tokenStep) shellCommand() string {
+// shellCommand gets the token into the variable later requests use, from
+// where (fromSecret: the article's command).
+func (t *tokenStep) shellCommand(from string) string {
+	if from == fromSecret {
+		return fmt.Sprintf("%s=$(kubectl get secret --namespace %[2]s $(kubectl get serviceaccount %[3]s --namespace %[2]s -o jsonpath='{.secrets[0].name}') -o jsonpath='{.data.token}' | base64 -d)",
+			tokenVariable(t.SaveAs), t.Namespace, t.ServiceAccount)
+	}
 	return fmt.Sprintf("%s=$(kubectl create token %s --namespace %s)", tokenVariable(t.SaveAs), t.ServiceAccount, t.Namespace)
 }
 

@@ -95,7 +95,7 @@ func (f *flagsStep) Run(ctx context.Context, sc *StepContext) error {
 	}
 	err = rc.ReconfigureAPIServer(ctx, change)
 	sc.clusterState(currentArgs(ctx, sc.Backend), true)
-	want := sc.Step.Expect
+	want := sc.expect()
 	var rb *cluster.RollbackError
 	switch {
 	case errors.As(err, &rb):

@@ -3,25 +3,55 @@ package steps
 import (
 	"context"
 	"fmt"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
 
-// tokenStep gets a bearer token for a ServiceAccount through the
-// TokenRequest API (kubectl create token). Since Kubernetes 1.24 no token
-// Secret is made for a ServiceAccount, so reading one no longer works.
+// tokenStep gets a bearer token for a ServiceAccount: from the token
+// Secret kube-controller-manager made for it (the article's way, before
+// Kubernetes 1.24), or through the TokenRequest API (kubectl create
+// token): since 1.24 no token Secret is made any more.
 //
-//	serviceAccountToken: {namespace: default, serviceAccount: default, saveAs: sa-token}
+//	serviceAccountToken: {namespace: default, serviceAccount: default, saveAs: sa-token, from: secret}
 type tokenStep struct {
 	Namespace      string `yaml:"namespace"`
 	ServiceAccount string `yaml:"serviceAccount"`
 	SaveAs         string `yaml:"saveAs"`
+	// From is fromSecret or fromTokenRequest; empty: by version.
+	From string `yaml:"from"`
 }
+
+// Where a token comes from.
+const (
+	fromSecret       = "secret"
+	fromTokenRequest = "tokenRequest"
+)
+
+// secretTokens are the versions that make a token Secret for every
+// ServiceAccount (LegacyServiceAccountTokenNoAutoGeneration is on from 1.24).
+var secretTokens, _ = parseVersions("<1.24")
+
+// source is where the token comes from on the Kubernetes version.
+func (t *tokenStep) source(version string) string {
+	switch {
+	case t.From != "":
+		return t.From
+	case secretTokens.Holds(version):
+		return fromSecret
+	}
+	return fromTokenRequest
+}
+
+// secretWait bounds how long the step waits for the token controller to
+// make the Secret and fill in its token.
+const secretWait = time.Minute
 
 func (t *tokenStep) Validate(v *Validator) error {
 	if t.Namespace == "" {
@@ -36,6 +66,9 @@ func (t *tokenStep) Validate(v *Validator) error {
 	if !validID.MatchString(t.SaveAs) {
 		return v.Errorf("saveAs", "%q: use lower-case letters, digits and dashes", t.SaveAs)
 	}
+	if t.From != "" && t.From != fromSecret && t.From != fromTokenRequest {
+		return v.Errorf("from", "%q: %s or %s (default: %s before Kubernetes 1.24, else %s)", t.From, fromSecret, fromTokenRequest, fromSecret, fromTokenRequest)
+	}
 	v.DefineToken(t.SaveAs)
 	return nil
 }
@@ -46,18 +79,58 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 		return err
 	}
 	variable := tokenVariable(t.SaveAs)
-	sc.Command(t.shellCommand())
+	from := t.source(sc.Backend.Info().KubernetesVersion)
+	sc.Command(t.shellCommand(from))
 	if err := t.ensureServiceAccount(ctx, sc); err != nil {
 		return err
+	}
+	identity := t.identity()
+	if from == fromSecret {
+		value, secret, err := t.secretToken(ctx, cs)
+		if err != nil {
+			return err
+		}
+		sc.run.tokens[t.SaveAs] = token{value: value, identity: identity, variable: variable}
+		sc.Log("read the token of %s from its Secret %s/%s (made by kube-controller-manager); shown as $%s", identity, t.Namespace, secret, variable)
+		return nil
 	}
 	tr, err := cs.CoreV1().ServiceAccounts(t.Namespace).CreateToken(ctx, t.ServiceAccount, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("request a token for ServiceAccount %s/%s: %w", t.Namespace, t.ServiceAccount, err)
 	}
-	identity := t.identity()
 	sc.run.tokens[t.SaveAs] = token{value: tr.Status.Token, identity: identity, variable: variable}
 	sc.Log("got a token for %s, valid until %s; shown as $%s", identity, tr.Status.ExpirationTimestamp.UTC().Format("15:04:05 MST"), variable)
 	return nil
+}
+
+// secretToken waits until the ServiceAccount names its token Secret and
+// the token controller has filled it in, and returns the token and the
+// Secret's name, as the article's command reads them.
+func (t *tokenStep) secretToken(ctx context.Context, cs kubernetes.Interface) (value, secret string, err error) {
+	last := "the ServiceAccount names no Secret"
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, secretWait, true, func(ctx context.Context) (bool, error) {
+		sa, err := cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+		if err != nil || len(sa.Secrets) == 0 {
+			return false, err
+		}
+		secret = sa.Secrets[0].Name
+		s, err := cs.CoreV1().Secrets(t.Namespace).Get(ctx, secret, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			last = "its Secret " + secret + " does not exist yet"
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		value = string(s.Data[corev1.ServiceAccountTokenKey])
+		last = "its Secret " + secret + " has no token yet"
+		return value != "", nil
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("read the token of ServiceAccount %s/%s from its Secret (%s after %s): kube-controller-manager's token controller makes one only before Kubernetes 1.24; use from: %s: %w",
+			t.Namespace, t.ServiceAccount, last, secretWait, fromTokenRequest, err)
+	}
+	return value, secret, nil
 }
 
 // identity is who the ServiceAccount's tokens authenticate as.

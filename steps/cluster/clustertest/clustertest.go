@@ -8,6 +8,7 @@
 package clustertest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,10 +48,15 @@ type options struct {
 	holds     map[Op]holdSpec
 	now       func() time.Time
 	saRace    bool
+	version   string
 }
 
 // Option configures the fake.
 type Option func(*options)
+
+// KubernetesVersion makes the fake say it runs version (Info), instead of
+// the default: what per-version steps and expectations are judged by.
+func KubernetesVersion(version string) Option { return func(o *options) { o.version = version } }
 
 // NotCreatedByLab makes the cluster one the lab did not create
 // (Info().CreatedByLab is false), as the existing backend's are.
@@ -160,7 +166,7 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	srv.StartTLS()
 	info := cluster.Info{
 		Backend:           Name,
-		KubernetesVersion: cluster.DefaultKubernetesVersion,
+		KubernetesVersion: cmp.Or(b.opts.version, cluster.DefaultKubernetesVersion),
 		URL:               srv.URL,
 		CAFile:            filepath.Join(dir, "ca.crt"),
 		CAData:            servingCA(srv),
