@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -165,7 +166,10 @@ func (b *Backend) sync(ctx context.Context, readiness *sync.WaitGroup) {
 	}
 	b.notifyLocked()
 	b.mu.Unlock()
-	if old != nil {
+	switch {
+	case old != nil && grace > 0 && old.proc != nil && old.proc.running():
+		b.replace(ctx, old.proc, grace, readiness)
+	case old != nil:
 		old.proc.stop(ctx, grace)
 	}
 	if ctx.Err() != nil {
@@ -191,6 +195,30 @@ func (b *Backend) sync(ctx context.Context, readiness *sync.WaitGroup) {
 			b.mu.Unlock()
 		})
 		b.settle(p, err)
+	}()
+}
+
+// replace stops old, a serving kube-apiserver, as a kubelet stops a
+// Pod's container (SIGTERM, SIGKILL after grace) but waits only until its
+// port refuses connections: from then on it answers no one, and the new
+// kube-apiserver can bind the port and start while the old one drains and
+// stops its controllers (~1-3 s), its log moved to
+// kube-apiserver.previous.log. The ledger names it until it has exited;
+// Destroy, through ctx, ends that wait.
+func (b *Backend) replace(ctx context.Context, old *process, grace time.Duration, finishing *sync.WaitGroup) {
+	began := time.Now()
+	old.stopListening(ctx, "127.0.0.1:"+strconv.Itoa(b.port), grace)
+	b.mu.Lock()
+	b.draining = append(b.draining, old)
+	b.mu.Unlock()
+	finishing.Add(1)
+	go func() {
+		defer finishing.Done()
+		old.finish(ctx, grace-time.Since(began))
+		b.mu.Lock()
+		b.draining = slices.DeleteFunc(b.draining, func(p *process) bool { return p == old })
+		b.mu.Unlock()
+		_ = b.record() // a failed save leaves a pid cleanup finds gone
 	}()
 }
 

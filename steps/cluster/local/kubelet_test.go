@@ -83,16 +83,24 @@ func TestKubelet(t *testing.T) {
 		if after == before {
 			t.Fatalf("kube-apiserver %d was not restarted", before)
 		}
-		entries, err := ledger.List()
-		if err != nil || len(entries) != 1 {
-			t.Fatalf("ledger: %v, %v", entries, err)
-		}
+		// The old one drains beside the new one; the ledger names it until
+		// it has exited.
 		var pids []int
-		for _, p := range entries[0].Processes {
-			pids = append(pids, p.Pid)
+		for deadline := time.Now().Add(stopGrace); ; time.Sleep(20 * time.Millisecond) {
+			entries, err := ledger.List()
+			if err != nil || len(entries) != 1 {
+				t.Fatalf("ledger: %v, %v", entries, err)
+			}
+			pids = pids[:0]
+			for _, p := range entries[0].Processes {
+				pids = append(pids, p.Pid)
+			}
+			if !slices.Contains(pids, before) || time.Now().After(deadline) {
+				break
+			}
 		}
 		if !slices.Contains(pids, after) || slices.Contains(pids, before) {
-			t.Errorf("the ledger names processes %v; want the new kube-apiserver %d, not the old %d", pids, after, before)
+			t.Errorf("the ledger names processes %v; want the new kube-apiserver %d, not the old %d, once that one exited", pids, after, before)
 		}
 		restore(t)
 	})

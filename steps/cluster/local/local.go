@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,10 +84,14 @@ type Backend struct {
 	// closes kubeletDone.
 	stopKubelet func()
 	kubeletDone <-chan struct{}
+	recording   sync.Mutex // serialises record
 
 	mu sync.Mutex
 	// pod is the kube-apiserver started last.
 	pod *pod
+	// draining are replaced kube-apiservers that no longer listen and
+	// have not exited yet (replace).
+	draining []*process
 	// startErr is why a kube-apiserver started from the manifest failed,
 	// since one last served: its own last error line when it has one.
 	startErr string
@@ -143,7 +148,10 @@ func (b *Backend) AuditLogPath() string {
 // Pids are the process ids of the children that run now.
 func (b *Backend) Pids() []int {
 	var pids []int
-	for _, p := range []*process{b.etcd, b.apiserver()} {
+	b.mu.Lock()
+	draining := slices.Clone(b.draining)
+	b.mu.Unlock()
+	for _, p := range append([]*process{b.etcd, b.apiserver()}, draining...) {
 		if p != nil && p.running() {
 			pids = append(pids, p.Pid())
 		}
@@ -393,7 +401,11 @@ func (b *Backend) writeKubeconfig() error {
 // records it in the run's ledger entry. The pod's process is nil when it
 // could not start.
 func (b *Backend) startAPIServer(args []string) (*pod, error) {
-	proc, err := start(binaries.KubeAPIServer, filepath.Join(b.bin, binaries.KubeAPIServer), args, filepath.Join(b.dir, "kube-apiserver.log"), !b.opts.keep)
+	log := filepath.Join(b.dir, "kube-apiserver.log")
+	// The one it replaces may still be writing its shutdown to its log.
+	// Best effort: a log that cannot be moved is replaced, as before.
+	_ = os.Rename(log, filepath.Join(b.dir, "kube-apiserver.previous.log"))
+	proc, err := start(binaries.KubeAPIServer, filepath.Join(b.bin, binaries.KubeAPIServer), args, log, !b.opts.keep)
 	p := &pod{args: args, proc: proc, state: starting}
 	b.mu.Lock()
 	b.pod = p
@@ -483,6 +495,8 @@ func (b *Backend) Destroy(context.Context) error {
 
 // record writes the processes that run now into the run's ledger entry.
 func (b *Backend) record() error {
+	b.recording.Lock() // the kubelet's goroutines record too
+	defer b.recording.Unlock()
 	b.entry.SetProcesses(b.Pids()...)
 	if err := b.entry.Save(); err != nil {
 		return fmt.Errorf("record the lab's processes: %w", err)

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -65,6 +66,14 @@ func (p *process) stop(ctx context.Context, grace time.Duration) {
 	}
 	if grace > 0 {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	p.finish(ctx, grace)
+}
+
+// finish waits until p, sent SIGTERM, exits, and kills it after grace or
+// when ctx ends.
+func (p *process) finish(ctx context.Context, grace time.Duration) {
+	if grace > 0 {
 		select {
 		case <-p.exited:
 			return
@@ -73,6 +82,33 @@ func (p *process) stop(ctx context.Context, grace time.Duration) {
 		}
 	}
 	p.kill()
+}
+
+// stopListening sends SIGTERM and returns once addr refuses connections:
+// kube-apiserver closes its listener first when it shuts down, and drains
+// and stops its controllers after. It also returns when p has exited,
+// after within, or when ctx ends; the caller finishes p.
+func (p *process) stopListening(ctx context.Context, addr string, within time.Duration) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return
+		}
+		c.Close()
+		select {
+		case <-p.exited:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // kill sends SIGKILL and waits until the process has exited.
