@@ -4,7 +4,10 @@
 # `make bench` times it against `anonlab run anonymous-auth --backend local`.
 #
 # usage: baseline.sh BIN_DIR ETCD_PORT PEER_PORT APISERVER_PORT
+# Prints "phase NAME" with the time (ns) each phase ends: create, requests,
+# restart, requests (the bench's split of where the time goes).
 set -euo pipefail
+phase() { echo "phase $1 $(date +%s%N)"; }
 bin=$1 etcd_port=$2 peer_port=$3 port=$4
 manifests=$(cd "$(dirname "$0")/../../manifests" && pwd)
 dir=$(mktemp -d)
@@ -58,6 +61,7 @@ expect() { # expect STATUS curl-args...
 }
 
 start_apiserver "${flags[@]}"
+phase create
 "${admin[@]}" -o /dev/null -X POST -H 'Content-Type: application/json' \
   -d '{"metadata":{"name":"default"}}' "$url/api/v1/namespaces/default/serviceaccounts"
 token=$("${admin[@]}" -X POST -H 'Content-Type: application/json' -d '{"spec":{}}' \
@@ -73,6 +77,9 @@ for m in "$manifests/my-cluster-role.yaml" "$manifests/my-cluster-role-binding.y
 done
 expect 200 "${anon[@]}" "$url/api/v1/namespaces"
 jq -r '[.items[].metadata.name]|join(" ")' response.json | grep -qx 'default kube-node-lease kube-public kube-system'
+phase requests
 kill -TERM "$apiserver"; wait "$apiserver" || true
 start_apiserver "${flags[@]}" --anonymous-auth=false
+phase restart
 expect 401 "${anon[@]}" "$url/api"
+phase requests

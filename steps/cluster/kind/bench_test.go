@@ -2,10 +2,12 @@ package kind
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/anonlab/anonlab/internal/budget"
 	"github.com/anonlab/anonlab/steps/cluster"
 )
 
@@ -23,14 +25,15 @@ const observations = 5
 // BenchmarkKind times what the issues budget on a real kind cluster:
 // cluster creation, an anonymous request until its observation in the
 // audit log, the --anonymous-auth=false manifest edit until the new
-// kube-apiserver serves, the whole create-edit-delete cycle, and how long
-// after the new apiserver logged "Serving securely" the backend first got
-// an answer from it; it fails when any run's detection or observation is
-// over its budget.
+// kube-apiserver serves (split into the kubelet's part, until the new
+// container runs, and kube-apiserver's, until it logs "Serving
+// securely"), the whole create-edit-delete cycle, and the lab's part: how
+// long after that log line the backend first got an answer from it; it
+// fails when any run's lab part or observation is over its budget.
 func BenchmarkKind(b *testing.B) {
 	rt, image := RequireKind(b)
 	ctx := context.Background()
-	var create, edit, detect, slowestDetect, observe, slowestObserve, total time.Duration
+	var create, edit, kubelet, apiserver, detect, slowestDetect, observe, slowestObserve, total time.Duration
 	for range b.N {
 		start := time.Now()
 		be := New(WithRuntime(rt), WithNodeImage(image))
@@ -60,6 +63,8 @@ func BenchmarkKind(b *testing.B) {
 		}
 		create += created.Sub(start)
 		edit += s.Serving.Sub(s.Edited)
+		kubelet += s.Started.Sub(s.Edited)
+		apiserver += serving.Sub(s.Started)
 		detect += s.FirstAnswer.Sub(serving)
 		slowestDetect = max(slowestDetect, s.FirstAnswer.Sub(serving))
 		total += time.Since(start)
@@ -67,15 +72,16 @@ func BenchmarkKind(b *testing.B) {
 	n := float64(b.N)
 	b.ReportMetric(create.Seconds()/n, "create-s")
 	b.ReportMetric(edit.Seconds()/n, "edit-to-serving-s")
+	b.ReportMetric(kubelet.Seconds()/n, "kubelet-s")
+	b.ReportMetric(apiserver.Seconds()/n, "apiserver-s")
 	b.ReportMetric(float64(detect.Milliseconds())/n, "detect-ms")
 	b.ReportMetric(total.Seconds()/n, "total-s")
 	b.ReportMetric(float64(observe.Milliseconds())/n/observations, "observe-ms")
-	if slowestDetect > detectBudget {
-		b.Errorf("the backend first got an answer %s after the new kube-apiserver served, over its budget of %s", slowestDetect.Round(time.Millisecond), detectBudget)
-	}
-	if slowestObserve > observeBudget {
-		b.Errorf("an observation came %s after its request was sent, over its budget of %s", slowestObserve.Round(time.Millisecond), observeBudget)
-	}
+	budget.Check(b, "kind: lab's part of manifest edit → new apiserver answering (slowest)", float64(slowestDetect.Milliseconds()), float64(detectBudget.Milliseconds()), " ms",
+		fmt.Sprintf("on average: the kubelet's part (edit → new container running) %.1fs, kube-apiserver's (→ \"Serving securely\") %.1fs, the lab's (→ its first answer) %.0f ms; %d run(s)",
+			kubelet.Seconds()/n, apiserver.Seconds()/n, float64(detect.Milliseconds())/n, b.N))
+	budget.Check(b, "kind: audit observation after the request (slowest)", float64(slowestObserve.Milliseconds()), float64(observeBudget.Milliseconds()), " ms",
+		fmt.Sprintf("%d requests, %.0f ms on average", observations*b.N, float64(observe.Milliseconds())/n/observations))
 }
 
 // observeAnonymous times anonymous requests from sending each to receiving
