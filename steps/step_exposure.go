@@ -130,7 +130,7 @@ func (e *exposureStep) Run(ctx context.Context, sc *StepContext) error {
 	// One review each is hundreds of requests: client-go's default of 5
 	// a second would take minutes. The apiserver's priority and fairness
 	// still applies.
-	cfg.QPS, cfg.Burst = 100, 200
+	cfg.QPS, cfg.Burst = 400, 400
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -173,10 +173,10 @@ func (e *exposureStep) Run(ctx context.Context, sc *StepContext) error {
 	if within := withinAllow(allowed, e.Allow); len(within) > 0 {
 		sc.Log("allowed and in the allow list: %s", describeAttrs(within))
 	}
-	for _, g := range groupByReason(ex.exposed) {
+	for _, g := range groupByReason(ex.exposed, 0) {
 		sc.Log("exposed: %s", g)
 	}
-	for _, g := range groupByReason(ex.latent) {
+	for _, g := range groupByReason(ex.latent, 0) {
 		sc.Log("latent (RBAC allows it, but anonymous requests do not reach it now): %s", g)
 	}
 	sc.Check(CheckResult{Name: "anonymous exposure", Want: "one of " + strings.Join(e.Accept, ", "), Got: ex.line(), OK: slices.Contains(e.Accept, ex.verdict)})
@@ -273,7 +273,7 @@ func (ex exposure) line() string {
 	case verdictRBACLimited:
 		return "rbac-limited: anonymous authentication is on (/api " + statusOf("/api") + "); anonymous users may do nothing beyond the allow list"
 	}
-	return fmt.Sprintf("exposed: anonymous users may %s", strings.Join(groupByReason(ex.exposed), "; "))
+	return fmt.Sprintf("exposed: anonymous users may %s", strings.Join(groupByReason(ex.exposed, 8), "; "))
 }
 
 // allows reports whether an allow rule covers attr.
@@ -310,9 +310,9 @@ func withinAllow(allowed []accessResult, allow []allowRule) []accessAttr {
 }
 
 // groupByReason says what is allowed, grouped by what allows it (RBAC
-// names the binding, its role and its subject), a few attributes each.
-func groupByReason(rs []accessResult) []string {
-	const shown = 8
+// names the binding, its role and its subject), at most shown attributes
+// each (0: all).
+func groupByReason(rs []accessResult, shown int) []string {
 	var reasons []string
 	by := map[string][]string{}
 	for _, r := range rs {
@@ -328,6 +328,9 @@ func groupByReason(rs []accessResult) []string {
 	var out []string
 	for _, why := range reasons {
 		what := by[why]
+		if shown == 0 {
+			shown = len(what)
+		}
 		s := strings.Join(what[:min(len(what), shown)], ", ")
 		if len(what) > shown {
 			s += fmt.Sprintf(" and %d more", len(what)-shown)

@@ -83,7 +83,13 @@ func (j *JUnit) Emit(e steps.Event) {
 			c.SystemOut += fmt.Sprintf("$ %s\n%d %s\n", ev.Command, ev.Status, ev.StatusText)
 		}
 	case steps.Check:
-		if c := j.caseOf(ev.Step); c != nil && !ev.OK {
+		c := j.caseOf(ev.Step)
+		switch {
+		case c == nil:
+		case ev.OK:
+			// What held is worth reading too (a verdict, a CIS control).
+			c.SystemOut += fmt.Sprintf("✓ %s: %s\n", ev.Name, ev.Got)
+		default:
 			j.fail(c, ev.Name+" does not hold", fmt.Sprintf("%s\n  want: %s\n  got:  %s\n", ev.Name, ev.Want, ev.Got))
 		}
 	case steps.StepFinished:
