@@ -229,3 +229,27 @@ func TestExposureValidateDefaults(t *testing.T) {
 		t.Errorf("handout %q", got)
 	}
 }
+
+// TestExposureAllowReplaces: an allow list given replaces the defaults.
+func TestExposureAllowReplaces(t *testing.T) {
+	sc, err := Parse("own.yaml", []byte(`name: own
+title: Own allow list
+steps:
+  - id: create-cluster
+    title: Create a cluster
+    cluster: create
+  - id: exposure
+    title: Exposure
+    anonymousExposure:
+      allow:
+        - verbs: [get]
+          nonResourceURLs: [/version]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := sc.Steps[1].Action.(*exposureStep)
+	if len(e.Allow) != 1 || allows(e.Allow, accessAttr{Verb: "get", Path: "/healthz"}) || !allows(e.Allow, accessAttr{Verb: "get", Path: "/version"}) {
+		t.Errorf("allow %+v, want only get /version", e.Allow)
+	}
+}
