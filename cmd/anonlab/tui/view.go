@@ -234,7 +234,8 @@ func duration(d time.Duration) string {
 }
 
 // outcome says in a line what came of a finished step: the answer to its
-// request, the check that failed, or its last word.
+// request (its first check when it sent several, as the exposure check
+// does), the check that failed, or its last word.
 func (m Walkthrough) outcome(r row) string {
 	switch r.status {
 	case "", running:
@@ -248,6 +249,7 @@ func (m Walkthrough) outcome(r row) string {
 	var ex *steps.HTTPExchange
 	var checks []steps.Check
 	var lastLog string
+	requests := 0
 	for _, it := range r.items {
 		switch it := it.(type) {
 		case steps.Check:
@@ -257,11 +259,14 @@ func (m Walkthrough) outcome(r row) string {
 			checks = append(checks, it)
 		case steps.HTTPExchange:
 			ex = &it
+			requests++
 		case steps.Log:
 			lastLog = it.Text
 		}
 	}
 	switch {
+	case requests > 1 && len(checks) > 0:
+		return fmt.Sprintf("%s: %s", checks[0].Name, checks[0].Got)
 	case ex != nil && ex.Message != "":
 		return fmt.Sprintf("%d · %s", ex.Status, ex.Message)
 	case ex != nil:

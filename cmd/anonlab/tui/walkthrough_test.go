@@ -178,3 +178,28 @@ func TestWalkthroughQuit(t *testing.T) {
 		golden.RequireEqual(t, h.frame(t))
 	})
 }
+
+// TestOutcomeOfSeveralRequests: a step that sends several requests (the
+// exposure check) is summed up in the step list by its check, not by
+// whichever request came last; a step with one request by its answer.
+func TestOutcomeOfSeveralRequests(t *testing.T) {
+	verdict := steps.Check{Name: "anonymous exposure", Got: "rbac-limited: anonymous authentication is on (/api 403)", OK: true}
+	api := steps.HTTPExchange{Path: "/api", Status: 403, Message: `forbidden: User "system:anonymous" cannot get path "/api"`}
+	last := steps.HTTPExchange{Path: "/api/v1/namespaces/kube-public/configmaps/cluster-info", Status: 403, Message: `configmaps "cluster-info" is forbidden`}
+	cases := []struct {
+		Name  string
+		items []steps.Event
+		want  string
+	}{
+		{"several requests", []steps.Event{api, last, verdict}, "anonymous exposure: rbac-limited: anonymous authentication is on (/api 403)"},
+		{"one request", []steps.Event{api, steps.Check{Name: "status", Got: "403", OK: true}}, `403 · forbidden: User "system:anonymous" cannot get path "/api"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
+			if got := (Walkthrough{}).outcome(row{status: steps.Passed, items: tc.items}); got != tc.want {
+				t.Errorf("outcome %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
