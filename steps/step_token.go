@@ -81,7 +81,19 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 	variable := tokenVariable(t.SaveAs)
 	from := t.source(sc.Backend.Info().KubernetesVersion)
 	sc.Command(t.shellCommand(from))
-	if err := t.ensureServiceAccount(ctx, sc); err != nil {
+	if from == fromSecret && t.ServiceAccount == "default" {
+		// kube-controller-manager runs where token Secrets are made, and
+		// its ServiceAccount controller makes every namespace's default.
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, secretWait, true, func(ctx context.Context) (bool, error) {
+			_, err := cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			return err == nil, err
+		}); err != nil {
+			return fmt.Errorf("wait for kube-controller-manager to make ServiceAccount %s/default: %w", t.Namespace, err)
+		}
+	} else if err := t.ensureServiceAccount(ctx, sc); err != nil {
 		return err
 	}
 	identity := t.identity()

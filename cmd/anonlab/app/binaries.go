@@ -27,7 +27,15 @@ unpacked; a mismatch is an error. When the index or the archive cannot
 be reached (no answer within 3 s), auto says why in one line and builds
 them from the Go module sources of that release instead (about 15 minutes
 and 2 GB of memory the first time on 2 cores; Go and the module proxy are
-needed). Two installs never run at once: they take a lock.`,
+needed). Two installs never run at once: they take a lock.
+
+Releases before 1.24 also need kube-controller-manager (its token
+controller makes the ServiceAccount Secrets the article reads); envtest's
+releases have none, so they are built. A release whose module lacks its
+generated OpenAPI definitions is built from a copy of the module in
+$XDG_CACHE_HOME/anonlab/src with them generated as that release's build
+did; a dependency too old for today's Go is raised to a pinned version,
+and each pin applied is printed ("pin: module old → new: reason").`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := checkSource(source); err != nil {
@@ -39,6 +47,9 @@ needed). Two installs never run at once: they take a lock.`,
 			path, err := binaries.Resolve(ctx, version, binaries.WithDir(backends.BinariesDir(dir)), binaries.WithSource(source))
 			if err != nil {
 				return err
+			}
+			for _, p := range binaries.Pins(path) {
+				fmt.Fprintln(streams.Err, "pin:", p)
 			}
 			fmt.Fprintln(streams.Out, path)
 			return nil

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +33,26 @@ import (
 const (
 	KubeAPIServer = "kube-apiserver"
 	Etcd          = "etcd"
+	// KubeControllerManager is needed only for releases that make
+	// ServiceAccount token Secrets (see ControllerManagerNeeded).
+	KubeControllerManager = "kube-controller-manager"
 )
+
+// ControllerManagerNeeded says whether the local backend must run
+// kube-controller-manager for version: before 1.24 the ServiceAccount
+// token Secrets the article reads are made by its token controller.
+func ControllerManagerNeeded(version string) bool {
+	return semver.IsValid(version) && semver.Compare(version, "v1.24.0") < 0
+}
+
+// Commands are the executables a binaries directory for version holds.
+func Commands(version string) []string {
+	names := []string{KubeAPIServer, Etcd}
+	if ControllerManagerNeeded(version) {
+		names = append(names, KubeControllerManager)
+	}
+	return names
+}
 
 type options struct {
 	dir      string
@@ -59,7 +79,8 @@ func CacheRoot() (string, error) {
 	return filepath.Join(base, "anonlab"), nil
 }
 
-// Resolve returns a directory holding kube-apiserver and etcd for version:
+// Resolve returns a directory holding kube-apiserver and etcd for version
+// (and kube-controller-manager when ControllerManagerNeeded):
 // the explicit directory if one is given, else the cache, else it
 // downloads or builds them into the cache (see WithSource), reporting
 // progress through ctx (see cluster.WithProgress).
@@ -69,7 +90,7 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 		opt(&o)
 	}
 	if o.dir != "" {
-		if err := complete(o.dir); err != nil {
+		if err := complete(o.dir, version); err != nil {
 			return "", err
 		}
 		return o.dir, nil
@@ -94,7 +115,7 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 		return "", err
 	}
 	dir := filepath.Join(root, version)
-	if complete(dir) == nil {
+	if complete(dir, version) == nil {
 		return dir, nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -106,7 +127,7 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 	}
 	defer unlock()
 	// Another process may have installed it while we waited for the lock.
-	if complete(dir) == nil {
+	if complete(dir, version) == nil {
 		return dir, nil
 	}
 	if err := obtain(ctx, o, version, dir); err != nil {
@@ -115,8 +136,8 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 	return dir, nil
 }
 
-func complete(dir string) error {
-	for _, name := range []string{KubeAPIServer, Etcd} {
+func complete(dir, version string) error {
+	for _, name := range Commands(version) {
 		if err := executable(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("binaries directory %s: %w", dir, err)
 		}
@@ -163,21 +184,23 @@ func lock(ctx context.Context, path string) (func(), error) {
 	}
 }
 
-// build compiles kube-apiserver and etcd into dir.
-func build(ctx context.Context, version, dir string) error {
+// build compiles Commands(version) into dir; src holds the module copies
+// old releases need (see generateOpenAPI).
+func build(ctx context.Context, version, dir, src string) error {
 	start := time.Now()
-	err := buildInto(ctx, dir, func(b builder, work, out string) error {
+	names := slices.DeleteFunc(Commands(version), func(n string) bool { return n == Etcd })
+	err := buildInto(ctx, dir, src, func(b builder, work, out string) error {
 		km, err := b.kubernetesModule(version, work)
 		if err != nil {
 			return err
 		}
 		// Both modules are resolved first, so that the progress counts
 		// every package of the build from the start.
-		kube, err := b.kubernetesCommands(km, version, work, out, KubeAPIServer)
+		kube, err := b.kubernetesCommands(km, version, work, out, names...)
 		if err != nil {
 			return err
 		}
-		etcd, err := b.etcd(km.etcdVersion, work, out)
+		etcd, err := b.etcd(km.etcdModule, km.etcdVersion, work, out)
 		if err != nil {
 			return err
 		}
@@ -189,7 +212,7 @@ func build(ctx context.Context, version, dir string) error {
 	if err != nil {
 		return err
 	}
-	cluster.ReportProgress(ctx, cluster.Progress{Phase: "build", Detail: "kube-apiserver and etcd built into " + dir, Elapsed: time.Since(start), Done: true})
+	cluster.ReportProgress(ctx, cluster.Progress{Phase: "build", Detail: strings.Join(Commands(version), ", ") + " built into " + dir, Elapsed: time.Since(start), Done: true})
 	return nil
 }
 
@@ -216,7 +239,7 @@ func BuildKubernetes(ctx context.Context, version, dir string, names ...string) 
 // BuildEtcd builds etcd at version (v3.x.y) into dir, unless it is there.
 func BuildEtcd(ctx context.Context, version, dir string) error {
 	return buildMissing(ctx, dir, []string{Etcd}, func(b builder, work, out string, _ []string) error {
-		m, err := b.etcd(version, work, out)
+		m, err := b.etcd(etcdServer, version, work, out)
 		if err != nil {
 			return err
 		}
@@ -234,7 +257,7 @@ func BuildCommand(ctx context.Context, mod, version, pkg, dir string) error {
 		}
 		name := path.Base(pkg)
 		gomod := fmt.Sprintf("module anonlab.local/build/%s\n\ngo %s\n\nrequire %s %s\n", name, mf.Go.Version, mod, version)
-		m, err := b.module(filepath.Join(work, name), gomod, tools(pkg), out, "-s -w", pkg)
+		m, err := b.module(filepath.Join(work, name), gomod, toolsSource(pkg), out, "-s -w", pkg)
 		if err != nil {
 			return err
 		}
@@ -275,7 +298,7 @@ func buildMissing(ctx context.Context, dir string, names []string, fn func(b bui
 	}
 	start := time.Now()
 	tmp := dir + ".tmp"
-	err = buildInto(ctx, tmp, func(b builder, work, out string) error { return fn(b, work, out, todo) })
+	err = buildInto(ctx, tmp, filepath.Join(root, "src"), func(b builder, work, out string) error { return fn(b, work, out, todo) })
 	if err != nil {
 		return err
 	}
@@ -294,7 +317,7 @@ func buildMissing(ctx context.Context, dir string, names []string, fn func(b bui
 
 // buildInto runs fn in a scratch directory and renames its output
 // directory to dir, which must not exist yet.
-func buildInto(ctx context.Context, dir string, fn func(b builder, work, out string) error) error {
+func buildInto(ctx context.Context, dir, src string, fn func(b builder, work, out string) error) error {
 	if _, err := exec.LookPath("go"); err != nil {
 		return fmt.Errorf("build from source: the go command is needed: %w", err)
 	}
@@ -304,7 +327,7 @@ func buildInto(ctx context.Context, dir string, fn func(b builder, work, out str
 	}
 	defer os.RemoveAll(work)
 	out := filepath.Join(work, "out")
-	if err := fn(builder{ctx: ctx, start: time.Now(), tally: newTally()}, work, out); err != nil {
+	if err := fn(builder{ctx: ctx, start: time.Now(), tally: newTally(), src: src}, work, out); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -319,40 +342,61 @@ func buildInto(ctx context.Context, dir string, fn func(b builder, work, out str
 
 // kubernetesModule is what a build module needs to require k8s.io/kubernetes.
 type kubernetesModule struct {
-	goVersion   string
-	replaces    string // the staging modules, each replaced by its release
-	etcdVersion string // the etcd client version it requires
+	goVersion      string
+	dir            string   // the module's directory in the module cache
+	replaces       string   // the staging modules, each replaced by its release
+	staging        []string // the staging modules' paths
+	stagingVersion string
+	openAPIVersion string // the k8s.io/kube-openapi it requires
+	// The etcd it was tested with: the server module of the etcd client
+	// it requires (go.etcd.io/etcd/server/v3 from 1.22 on; before, the one
+	// go.etcd.io/etcd module, 3.4.x: 3.4.13 for 1.20.2), at that version.
+	etcdModule, etcdVersion string
 }
+
+// The etcd modules whose etcdmain package is etcd's command.
+const (
+	etcdServer = "go.etcd.io/etcd/server/v3" // 3.5 on; etcdmain.Main(args)
+	etcdLegacy = "go.etcd.io/etcd"           // 3.4 and before; etcdmain.Main()
+)
 
 // kubernetesModule reads k8s.io/kubernetes' go.mod at version. Its own
 // go.mod replaces the staging modules by local paths, so a module that
 // requires k8s.io/kubernetes must replace each of them by the matching
 // v0.x.y release.
 func (b builder) kubernetesModule(version, work string) (kubernetesModule, error) {
-	kmod, err := b.moduleFile("k8s.io/kubernetes", version, work)
+	kmod, dir, err := b.download("k8s.io/kubernetes", version, work)
 	if err != nil {
 		return kubernetesModule{}, err
 	}
-	km := kubernetesModule{goVersion: kmod.Go.Version}
-	staging := "v0" + strings.TrimPrefix(version, "v1")
+	km := kubernetesModule{goVersion: kmod.Go.Version, dir: dir, stagingVersion: "v0" + strings.TrimPrefix(version, "v1")}
 	for _, r := range kmod.Replace {
 		if strings.HasPrefix(r.New.Path, "./staging/") {
-			km.replaces += fmt.Sprintf("\t%s => %s %s\n", r.Old.Path, r.Old.Path, staging)
+			km.replaces += fmt.Sprintf("\t%s => %s %s\n", r.Old.Path, r.Old.Path, km.stagingVersion)
+			km.staging = append(km.staging, r.Old.Path)
 		}
 	}
 	for _, r := range kmod.Require {
-		if r.Mod.Path == "go.etcd.io/etcd/client/v3" {
-			km.etcdVersion = r.Mod.Version
+		switch r.Mod.Path {
+		case "go.etcd.io/etcd/client/v3":
+			km.etcdModule, km.etcdVersion = etcdServer, r.Mod.Version
+		case etcdLegacy:
+			km.etcdModule, km.etcdVersion = etcdLegacy, r.Mod.Version
+		case "k8s.io/kube-openapi":
+			km.openAPIVersion = r.Mod.Version
 		}
 	}
 	if km.etcdVersion == "" {
-		return kubernetesModule{}, fmt.Errorf("k8s.io/kubernetes %s does not require go.etcd.io/etcd/client/v3: cannot tell which etcd to build", version)
+		return kubernetesModule{}, fmt.Errorf("k8s.io/kubernetes %s requires neither go.etcd.io/etcd/client/v3 nor go.etcd.io/etcd: cannot tell which etcd to build", version)
 	}
 	return km, nil
 }
 
 // kubernetesCommands prepares the build of cmd/<name> of k8s.io/kubernetes
-// for each name into out, with the version variables set.
+// for each name into out, with the version variables set. A release whose
+// module lacks its generated OpenAPI definitions is built from a copy that
+// has them (generateOpenAPI); one that resolves a dependency older than a
+// pin gets the pinned version, recorded in out/pins.txt.
 func (b builder) kubernetesCommands(km kubernetesModule, version, work, out string, names ...string) (buildModule, error) {
 	minor := strings.TrimPrefix(semver.MajorMinor(version), "v1.")
 	ldflags := "-s -w"
@@ -364,26 +408,70 @@ func (b builder) kubernetesCommands(km kubernetesModule, version, work, out stri
 	for _, name := range names {
 		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+name)
 	}
-	gomod := fmt.Sprintf("module anonlab.local/build/kubernetes\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n%s)\n",
-		km.goVersion, version, km.replaces)
-	return b.module(filepath.Join(work, "kubernetes"), gomod, tools(pkgs...), out, ldflags, pkgs...)
-}
-
-// etcd prepares the build of etcd at version into out: its command is
-// etcdmain.Main.
-func (b builder) etcd(version, work, out string) (buildModule, error) {
-	mf, err := b.moduleFile("go.etcd.io/etcd/server/v3", version, work)
+	replaces, src, complete := km.replaces, "", true
+	if _, err := os.Stat(filepath.Join(km.dir, openAPIFile)); err != nil {
+		src = filepath.Join(b.src, "k8s.io", "kubernetes@"+version)
+		var err error
+		if complete, err = sourceCopy(km.dir, src); err != nil {
+			return buildModule{}, err
+		}
+		replaces += fmt.Sprintf("\tk8s.io/kubernetes => %s\n", src)
+	}
+	gomod := func(replaces string) string {
+		return fmt.Sprintf("module anonlab.local/build/kubernetes\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n%s)\n", km.goVersion, version, replaces)
+	}
+	dir := filepath.Join(work, "kubernetes")
+	if err := b.prepare(dir, gomod(replaces), toolsSource(pkgs...)); err != nil {
+		return buildModule{}, err
+	}
+	pinned, applied, err := b.applyPins(dir)
 	if err != nil {
 		return buildModule{}, err
 	}
-	gomod := fmt.Sprintf("module anonlab.local/build/etcd\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n", mf.Go.Version, version)
-	return b.module(filepath.Join(work, "etcd"), gomod,
-		"package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n",
-		out, "-s -w", ".")
+	if len(applied) > 0 {
+		for _, p := range applied {
+			cluster.ReportProgress(b.ctx, cluster.Progress{Phase: "pin", Detail: p, Elapsed: time.Since(b.start)})
+		}
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return buildModule{}, err
+		}
+		if err := os.WriteFile(filepath.Join(out, appliedPins), []byte(strings.Join(applied, "\n")+"\n"), 0o644); err != nil {
+			return buildModule{}, err
+		}
+		replaces += pinned
+	}
+	if !complete {
+		if err := b.generateOpenAPI(km, dir, src, work); err != nil {
+			return buildModule{}, err
+		}
+	}
+	if len(applied) > 0 || !complete {
+		// The pins change the module graph, and the generated file imports
+		// packages the build had not needed yet.
+		if err := b.prepare(dir, gomod(replaces), toolsSource(pkgs...)); err != nil {
+			return buildModule{}, err
+		}
+	}
+	return b.counted(dir, out, ldflags, pkgs...)
 }
 
-// tools is the source of a file that only makes go mod tidy resolve pkgs.
-func tools(pkgs ...string) string {
+// etcd prepares the build of etcd from module mod (etcdServer or
+// etcdLegacy) at version into out: its command is etcdmain.Main.
+func (b builder) etcd(mod, version, work, out string) (buildModule, error) {
+	mf, err := b.moduleFile(mod, version, work)
+	if err != nil {
+		return buildModule{}, err
+	}
+	gomod := fmt.Sprintf("module anonlab.local/build/etcd\n\ngo %s\n\nrequire %s %s\n", mf.Go.Version, mod, version)
+	main := "package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n"
+	if mod == etcdLegacy {
+		main = "package main\n\nimport \"go.etcd.io/etcd/etcdmain\"\n\nfunc main() { etcdmain.Main() }\n"
+	}
+	return b.module(filepath.Join(work, "etcd"), gomod, main, out, "-s -w", ".")
+}
+
+// toolsSource is the source of a file that only makes go mod tidy resolve pkgs.
+func toolsSource(pkgs ...string) string {
 	src := "//go:build tools\n\npackage main\n\nimport (\n"
 	for _, p := range pkgs {
 		src += "\t_ \"" + p + "\"\n"
@@ -395,23 +483,32 @@ type builder struct {
 	ctx   context.Context
 	start time.Time
 	tally *tally
+	src   string // where module copies are kept (see generateOpenAPI)
 }
 
 // moduleFile downloads mod@version and parses its go.mod.
 func (b builder) moduleFile(mod, version, work string) (*modfile.File, error) {
-	var info struct{ GoMod, Error string }
+	mf, _, err := b.download(mod, version, work)
+	return mf, err
+}
+
+// download downloads mod@version and returns its parsed go.mod and its
+// directory in the module cache.
+func (b builder) download(mod, version, work string) (*modfile.File, string, error) {
+	var info struct{ GoMod, Dir, Error string }
 	out, err := b.goOutput(work, "mod", "download", "-json", mod+"@"+version)
 	if jerr := json.Unmarshal(out, &info); jerr != nil && err == nil {
 		err = jerr
 	}
 	if err != nil || info.Error != "" {
-		return nil, fmt.Errorf("download %s@%s: %v %s", mod, version, err, info.Error)
+		return nil, "", fmt.Errorf("download %s@%s: %v %s", mod, version, err, info.Error)
 	}
 	data, err := os.ReadFile(info.GoMod)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return modfile.Parse(info.GoMod, data, nil)
+	mf, err := modfile.Parse(info.GoMod, data, nil)
+	return mf, info.Dir, err
 }
 
 // buildModule is a build module written and resolved, its packages to
@@ -426,20 +523,31 @@ type buildModule struct {
 // that building pkgs into out, each named after its last path element,
 // will compile.
 func (b builder) module(dir, gomod, source, out, ldflags string, pkgs ...string) (buildModule, error) {
-	m := buildModule{dir: dir, out: out, ldflags: ldflags, pkgs: pkgs}
+	if err := b.prepare(dir, gomod, source); err != nil {
+		return buildModule{dir: dir}, err
+	}
+	return b.counted(dir, out, ldflags, pkgs...)
+}
+
+// prepare writes a build module into dir and tidies it.
+func (b builder) prepare(dir, gomod, source string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return m, err
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
-		return m, err
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(source), 0o644); err != nil {
-		return m, err
+		return err
 	}
+	return b.stream(dir, "resolve "+filepath.Base(dir), "mod", "tidy")
+}
+
+// counted counts the packages that building pkgs of the prepared module in
+// dir into out will compile.
+func (b builder) counted(dir, out, ldflags string, pkgs ...string) (buildModule, error) {
+	m := buildModule{dir: dir, out: out, ldflags: ldflags, pkgs: pkgs}
 	name := filepath.Base(dir)
-	if err := b.stream(dir, "resolve "+name, "mod", "tidy"); err != nil {
-		return m, err
-	}
 	for _, p := range pkgs {
 		if p == "." {
 			p = name
@@ -462,7 +570,12 @@ func (b builder) compile(m buildModule) error {
 }
 
 func (b builder) command(dir string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(b.ctx, "go", args...)
+	return b.exe(dir, "go", args...)
+}
+
+// exe is a command run in dir with go's build environment.
+func (b builder) exe(dir, exe string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(b.ctx, exe, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
 	return cmd
@@ -477,7 +590,15 @@ func (b builder) goOutput(dir string, args ...string) ([]byte, error) {
 // stream runs go, reporting each output line as progress and keeping the
 // tail for the error.
 func (b builder) stream(dir, what string, args ...string) error {
-	cmd := b.command(dir, args...)
+	return b.follow(b.command(dir, args...), what, args)
+}
+
+// run runs the executable exe like stream, with go's environment.
+func (b builder) run(dir, what, exe string, args ...string) error {
+	return b.follow(b.exe(dir, exe, args...), what, args)
+}
+
+func (b builder) follow(cmd *exec.Cmd, what string, args []string) error {
 	r, w := io.Pipe()
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
@@ -504,7 +625,7 @@ func (b builder) stream(dir, what string, args ...string) error {
 	w.Close()
 	<-done
 	if err != nil {
-		return fmt.Errorf("%s (go %s): %w\n%s", what, strings.Join(args, " "), err, strings.Join(tail, "\n"))
+		return fmt.Errorf("%s (%s %s): %w\n%s", what, filepath.Base(cmd.Path), strings.Join(args, " "), err, strings.Join(tail, "\n"))
 	}
 	return nil
 }

@@ -113,8 +113,16 @@ func (e *ChecksumError) Error() string {
 // obtain puts kube-apiserver and etcd into dir from source; the caller
 // holds the build lock.
 func obtain(ctx context.Context, o options, version, dir string) error {
+	src := filepath.Join(filepath.Dir(dir), "src")
 	if o.source == SourceBuild {
-		return build(ctx, version, dir)
+		return build(ctx, version, dir, src)
+	}
+	if ControllerManagerNeeded(version) {
+		if o.source == SourceDownload {
+			return fmt.Errorf("kubernetes %s: envtest's releases have no kube-controller-manager, which the lab runs before 1.24: use --binaries-source build (or auto)", version)
+		}
+		cluster.ReportProgress(ctx, cluster.Progress{Phase: "download", Detail: "envtest's releases have no kube-controller-manager, which the lab runs before 1.24: building from source", Done: true})
+		return build(ctx, version, dir, src)
 	}
 	start := time.Now()
 	err := download(ctx, o.indexURL, version, dir)
@@ -123,7 +131,7 @@ func obtain(ctx context.Context, o options, version, dir string) error {
 		return err
 	}
 	cluster.ReportProgress(ctx, cluster.Progress{Phase: "download", Detail: err.Error() + ": building from source instead", Elapsed: time.Since(start), Done: true})
-	return build(ctx, version, dir)
+	return build(ctx, version, dir, src)
 }
 
 // download fetches the envtest release of version for this platform

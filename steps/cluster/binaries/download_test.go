@@ -151,7 +151,7 @@ func TestAutoFallsBack(t *testing.T) {
 		{"index never answers", binariestest.Silent(t), version, "index"},
 		{"index refused", "http://127.0.0.1:1/envtest-releases.yaml", version, "index"},
 		{"no archive for the version", srv.IndexURL, "v1.36.0", "archive"},
-		{"archive missing", srv.IndexURL, "v1.0.0", "archive"},
+		{"archive missing", srv.IndexURL, "v1.35.0", "archive"},
 		{"pre-release", srv.IndexURL, "v1.37.0-rc.1", "archive"},
 		{"archive never answers", silent.IndexURL, version, "archive"},
 	} {

@@ -26,7 +26,7 @@ func Install(ctx context.Context, version, from string, opts ...Option) (string,
 	if !semver.IsValid(version) || semver.Major(version) != "v1" {
 		return "", fmt.Errorf("kubernetes version %q: want a release such as %s", version, cluster.DefaultKubernetesVersion)
 	}
-	if err := complete(from); err != nil {
+	if err := complete(from, version); err != nil {
 		return "", err
 	}
 	root, err := cacheRoot(o)
@@ -47,9 +47,9 @@ func Install(ctx context.Context, version, from string, opts ...Option) (string,
 		return "", err
 	}
 	defer os.RemoveAll(stage)
-	for _, name := range []string{KubeAPIServer, Etcd, Kubectl} {
+	for _, name := range []string{KubeAPIServer, Etcd, KubeControllerManager, Kubectl} {
 		src := filepath.Join(from, name)
-		if _, err := os.Stat(src); os.IsNotExist(err) && name == Kubectl {
+		if _, err := os.Stat(src); os.IsNotExist(err) && (name == Kubectl || name == KubeControllerManager && !ControllerManagerNeeded(version)) {
 			continue
 		}
 		if err := move(src, filepath.Join(stage, name)); err != nil {

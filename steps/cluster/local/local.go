@@ -71,15 +71,18 @@ func WithoutAuditLog() Option { return func(o *options) { o.noAudit = true } }
 // goroutine; its kubelet (kubelet.go) runs on another from Create to
 // Destroy, and the two share the fields below mu.
 type Backend struct {
-	opts  options
-	dir   string // private, 0700, removed by Destroy
-	bin   string
-	etcd  *process
-	port  int
-	cfg   *rest.Config
-	http  *http.Client
-	info  cluster.Info
-	entry *ledger.Entry // what this run created, for anonlab cleanup
+	opts options
+	dir  string // private, 0700, removed by Destroy
+	bin  string
+	etcd *process
+	// controllers is kube-controller-manager, for releases before 1.24
+	// only (controllers.go).
+	controllers *process
+	port        int
+	cfg         *rest.Config
+	http        *http.Client
+	info        cluster.Info
+	entry       *ledger.Entry // what this run created, for anonlab cleanup
 	// stopKubelet ends the kubelet and waits until it has returned, which
 	// closes kubeletDone.
 	stopKubelet func()
@@ -151,7 +154,7 @@ func (b *Backend) Pids() []int {
 	b.mu.Lock()
 	draining := slices.Clone(b.draining)
 	b.mu.Unlock()
-	for _, p := range append([]*process{b.etcd, b.apiserver()}, draining...) {
+	for _, p := range append([]*process{b.etcd, b.apiserver(), b.controllers}, draining...) {
 		if p != nil && p.running() {
 			pids = append(pids, p.Pid())
 		}
@@ -263,6 +266,9 @@ func (b *Backend) Create(ctx context.Context) (err error) {
 	if err = b.entry.Save(); err != nil {
 		return err
 	}
+	if err = b.startControllers(); err != nil {
+		return err
+	}
 	// Last: the entry is the kubelet's to update from now on.
 	if err = b.startKubelet(); err != nil {
 		return err
@@ -321,6 +327,7 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 		"--allow-privileged=true",
 		"--enable-admission-plugins=NodeRestriction",
 	}
+	args = append(args, legacyFlags(b.opts.version)...)
 	if !b.opts.noAudit {
 		args = append(args,
 			"--audit-policy-file="+filepath.Join(b.dir, auditPolicy),
@@ -475,6 +482,8 @@ func (b *Backend) Destroy(context.Context) error {
 	if b.http != nil {
 		b.http.CloseIdleConnections()
 	}
+	b.controllers.kill()
+	b.controllers = nil
 	b.apiserver().kill()
 	b.etcd.kill()
 	b.mu.Lock()

@@ -86,8 +86,8 @@ func NewServer(t testing.TB, version string, files map[string][]byte, opts ...Op
 			s.Archive: entry(s.Archive, s.Sum),
 			fmt.Sprintf("envtest-%s-%s-%s.tar.gz", version, runtime.GOOS, other): entry("missing", strings.Repeat("0", 128)),
 		},
-		"v1.0.0": map[string]any{
-			fmt.Sprintf("envtest-v1.0.0-%s-%s.tar.gz", runtime.GOOS, runtime.GOARCH): entry("missing", strings.Repeat("1", 128)),
+		"v1.35.0": map[string]any{
+			fmt.Sprintf("envtest-v1.35.0-%s-%s.tar.gz", runtime.GOOS, runtime.GOARCH): entry("missing", strings.Repeat("1", 128)),
 		},
 	}})
 	if err != nil {

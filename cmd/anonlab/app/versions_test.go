@@ -1,0 +1,161 @@
+package app
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anonlab/anonlab/steps/cluster/binaries"
+)
+
+// needCached skips unless the binaries of version are in the cache: a
+// build of an old release takes long (about 25 minutes on 2 cores), so
+// the test does not start one.
+func needCached(t *testing.T, version string) {
+	t.Helper()
+	root, err := binaries.CacheRoot()
+	if err != nil {
+		t.Skip(err)
+	}
+	if _, err := binaries.Resolve(t.Context(), version, binaries.WithDir(filepath.Join(root, version))); err != nil {
+		t.Skipf("needs the %s binaries in the cache (%v): make binaries KUBERNETES_VERSION=%s", version, err, version)
+	}
+}
+
+// TestRunArticleLocalV1202 is the article on the Kubernetes it was
+// written for: v1.20.2, the token read from the ServiceAccount's Secret,
+// then 200 → 403 → 403 → grant → 200 with the four namespaces → 401.
+func TestRunArticleLocalV1202(t *testing.T) {
+	needCluster(t)
+	needCached(t, "v1.20.2")
+	code, out, errOut := run(t, "run", "anonymous-auth", "--backend", "local", "--kubernetes-version", "v1.20.2", "--output", "json", "--lang", "en")
+	if code != ExitOK {
+		t.Fatalf("exit %d, want 0\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+	type event struct {
+		Event             string `json:"event"`
+		Step              string `json:"step"`
+		KubernetesVersion string `json:"kubernetesVersion"`
+		Command           string `json:"command"`
+		Text              string `json:"text"`
+		Identity          string `json:"identity"`
+		Path              string `json:"path"`
+		Status            int    `json:"status"`
+		Reason            string `json:"reason"`
+		Message           string `json:"message"`
+		Body              string `json:"body"`
+		Failed            *int   `json:"failed"`
+	}
+	var https, logs, commands []event
+	var version string
+	var last event
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		switch e.Event {
+		case "http":
+			https = append(https, e)
+		case "cluster":
+			if version == "" {
+				version = e.KubernetesVersion
+			}
+		case "log":
+			logs = append(logs, e)
+		case "command":
+			commands = append(commands, e)
+		}
+		last = e
+	}
+	if last.Event != "summary" || last.Failed == nil || *last.Failed != 0 {
+		t.Errorf("last line %+v, want a summary with failed 0", last)
+	}
+	if version != "v1.20.2" {
+		t.Errorf("/version says %q, want v1.20.2", version)
+	}
+	secretCommand, secretLog := false, false
+	for _, c := range commands {
+		secretCommand = secretCommand || c.Step == "sa-token" && strings.Contains(c.Command, "kubectl get secret") && strings.Contains(c.Command, "-o jsonpath='{.data.token}' | base64 -d")
+	}
+	for _, l := range logs {
+		secretLog = secretLog || l.Step == "sa-token" && strings.Contains(l.Text, "from its Secret default/default-token-")
+	}
+	if !secretCommand || !secretLog {
+		t.Errorf("the token step does not read the ServiceAccount's Secret (command: %v, log: %v): %+v %+v", secretCommand, secretLog, commands, logs)
+	}
+	want := []struct {
+		identity, path string
+		status         int
+		reason, msg    string
+	}{
+		{"system:serviceaccount:default:default", "/api", 200, "", ""},
+		{"anonymous", "/api", 403, "Forbidden", `forbidden: User "system:anonymous" cannot get path "/api"`},
+		{"anonymous", "/api/v1/namespaces", 403, "Forbidden", `namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" in API group "" at the cluster scope`},
+		{"anonymous", "/api/v1/namespaces", 200, "", ""},
+		{"anonymous", "/api", 401, "Unauthorized", "Unauthorized"},
+		{"anonymous", "/readyz", 401, "Unauthorized", "Unauthorized"},
+		{"anonymous", "/livez", 401, "Unauthorized", "Unauthorized"},
+		{"anonymous", "/version", 401, "Unauthorized", "Unauthorized"},
+	}
+	if len(https) != len(want) {
+		t.Fatalf("%d http events, want %d: %+v", len(https), len(want), https)
+	}
+	for i, w := range want {
+		g := https[i]
+		if g.Identity != w.identity || g.Path != w.path || g.Status != w.status || g.Reason != w.reason || g.Message != w.msg {
+			t.Errorf("http event %d = %s %s → %d %q %q; want %s %s → %d %q %q",
+				i, g.Identity, g.Path, g.Status, g.Reason, g.Message, w.identity, w.path, w.status, w.reason, w.msg)
+		}
+	}
+	var list struct {
+		Items []struct{ Metadata struct{ Name string } }
+	}
+	if err := json.Unmarshal([]byte(https[3].Body), &list); err != nil {
+		t.Fatalf("namespace list body: %v", err)
+	}
+	var names []string
+	for _, it := range list.Items {
+		names = append(names, it.Metadata.Name)
+	}
+	if got := strings.Join(names, " "); got != "default kube-node-lease kube-public kube-system" {
+		t.Errorf("anonymous namespace list = %q", got)
+	}
+	if strings.Contains(out, "eyJ") {
+		t.Errorf("a token (JWT) appears in the output")
+	}
+	dir := caDir.FindStringSubmatch(out)
+	if dir == nil {
+		t.Fatalf("no CA file named in the output")
+	}
+	if pids := processesMentioning(t, dir[1]); len(pids) > 0 {
+		t.Errorf("processes of the run (kube-controller-manager too) still running: %v", pids)
+	}
+}
+
+// anonlab binaries says which dependency pins the build of the binaries
+// it prints applied (recorded beside them).
+func TestBinariesPrintsPins(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{binaries.KubeAPIServer, binaries.Etcd} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin := "github.com/modern-go/reflect2 v1.0.1 → v1.0.2: why"
+	if err := os.WriteFile(filepath.Join(dir, "pins.txt"), []byte(pin+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "binaries", "--binaries-dir", dir)
+	if code != ExitOK || strings.TrimSpace(out) != dir {
+		t.Fatalf("exit %d, stdout %q; want 0 and %s (stderr %s)", code, out, dir, errOut)
+	}
+	if !strings.Contains(errOut, "pin: "+pin+"\n") {
+		t.Errorf("stderr %q does not name the pin", errOut)
+	}
+}
