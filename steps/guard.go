@@ -15,8 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-helpers/auth/rbac/validation"
+
+	"github.com/anonlab/anonlab/steps/cluster/kube"
 )
 
 // The guard reads a manifest against the cluster's RBAC before the apply
@@ -41,22 +42,20 @@ type rbacState struct {
 
 // readRBAC lists the cluster's ClusterRoles, Roles, ClusterRoleBindings and
 // RoleBindings, in every namespace.
-func readRBAC(ctx context.Context, cs kubernetes.Interface) (*rbacState, error) {
-	rbac := cs.RbacV1()
-	all := metav1.ListOptions{}
-	crs, err := rbac.ClusterRoles().List(ctx, all)
+func readRBAC(ctx context.Context, cs *kube.Client) (*rbacState, error) {
+	crs, err := kube.List[rbacv1.ClusterRoleList](ctx, cs, kube.ClusterRoles, "")
 	if err != nil {
 		return nil, fmt.Errorf("list ClusterRoles: %w", err)
 	}
-	roles, err := rbac.Roles(metav1.NamespaceAll).List(ctx, all)
+	roles, err := kube.List[rbacv1.RoleList](ctx, cs, kube.Roles, metav1.NamespaceAll)
 	if err != nil {
 		return nil, fmt.Errorf("list Roles: %w", err)
 	}
-	crbs, err := rbac.ClusterRoleBindings().List(ctx, all)
+	crbs, err := kube.List[rbacv1.ClusterRoleBindingList](ctx, cs, kube.ClusterRoleBindings, "")
 	if err != nil {
 		return nil, fmt.Errorf("list ClusterRoleBindings: %w", err)
 	}
-	rbs, err := rbac.RoleBindings(metav1.NamespaceAll).List(ctx, all)
+	rbs, err := kube.List[rbacv1.RoleBindingList](ctx, cs, kube.RoleBindings, metav1.NamespaceAll)
 	if err != nil {
 		return nil, fmt.Errorf("list RoleBindings: %w", err)
 	}
@@ -446,7 +445,7 @@ type accessResult struct {
 // a time; the first error ends it), whether an anonymous request (user
 // system:anonymous in group system:unauthenticated) may do each of attrs.
 // The results are in the order of attrs.
-func anonymousAccess(ctx context.Context, cs kubernetes.Interface, attrs []accessAttr) ([]accessResult, error) {
+func anonymousAccess(ctx context.Context, cs *kube.Client, attrs []accessAttr) ([]accessResult, error) {
 	out := make([]accessResult, len(attrs))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
@@ -462,7 +461,7 @@ func anonymousAccess(ctx context.Context, cs kubernetes.Interface, attrs []acces
 	return out, nil
 }
 
-func reviewAnonymous(ctx context.Context, cs kubernetes.Interface, a accessAttr) (accessResult, error) {
+func reviewAnonymous(ctx context.Context, cs *kube.Client, a accessAttr) (accessResult, error) {
 	spec := authorizationv1.SubjectAccessReviewSpec{User: anonymousUser, Groups: []string{unauthenticatedGroup}}
 	if a.Path != "" {
 		spec.NonResourceAttributes = &authorizationv1.NonResourceAttributes{Path: a.Path, Verb: a.Verb}
@@ -472,7 +471,7 @@ func reviewAnonymous(ctx context.Context, cs kubernetes.Interface, a accessAttr)
 			Namespace: a.Namespace, Verb: a.Verb, Group: a.Group, Resource: resource, Subresource: sub, Name: a.Name,
 		}
 	}
-	sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+	sar, err := kube.Create(ctx, cs, kube.SubjectAccessReviews, "", &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
 	if err != nil {
 		return accessResult{}, fmt.Errorf("ask whether anonymous users may %s: %w", a, err)
 	}
@@ -486,7 +485,7 @@ func reviewAnonymous(ctx context.Context, cs kubernetes.Interface, a accessAttr)
 // guard reads objs against the cluster's current RBAC and says how
 // applying them would open the cluster to anonymous users.
 func (sc *StepContext) guard(ctx context.Context, objs []*unstructured.Unstructured) ([]string, error) {
-	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	cs, err := kube.New(sc.Backend.AdminConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -503,7 +502,7 @@ func (sc *StepContext) anonymousAccess(ctx context.Context, attrs []accessAttr) 
 	if len(attrs) == 0 {
 		return nil
 	}
-	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	cs, err := kube.New(sc.Backend.AdminConfig())
 	if err == nil {
 		var res []accessResult
 		if res, err = anonymousAccess(ctx, cs, attrs); err == nil {

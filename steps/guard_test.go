@@ -12,8 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/anonlab/anonlab/steps/cluster/kube"
 	"github.com/anonlab/anonlab/steps/cluster/local"
 )
 
@@ -334,7 +334,7 @@ func TestGuardAgainstAPIServer(t *testing.T) {
 			t.Errorf("destroy the local cluster: %v", err)
 		}
 	})
-	cs, err := kubernetes.NewForConfig(b.AdminConfig())
+	cs, err := kube.New(b.AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

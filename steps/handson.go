@@ -8,13 +8,14 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/anonlab/anonlab/steps/audit"
 	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/kube"
 )
 
 // Hands-on mode: the attendee does each step the lab would do, typing the
@@ -387,11 +388,11 @@ func (t *tokenStep) verifySecret(ctx context.Context, sc *StepContext, o *audit.
 	if o == nil || o.Resource != "secrets" || o.Verb != "get" || o.Subresource != "" {
 		return verdict{}, nil
 	}
-	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	cs, err := kube.New(sc.Backend.AdminConfig())
 	if err != nil {
 		return verdict{}, err
 	}
-	sa, err := cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+	sa, err := kube.Get[corev1.ServiceAccount](ctx, cs, kube.ServiceAccounts, t.Namespace, t.ServiceAccount)
 	if err != nil {
 		return verdict{}, err
 	}

@@ -2,19 +2,18 @@ package steps
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
+
+	"github.com/anonlab/anonlab/steps/cluster/kube"
 )
 
 // objectKey names an object the run applied.
@@ -66,43 +65,36 @@ func keyOf(obj *unstructured.Unstructured) objectKey {
 }
 
 // resources maps objects to their REST resources on one cluster; the
-// discovery behind it is read once (a run's steps share it).
+// discovery behind it is read once per group version (a run's steps share
+// it).
 type resources struct {
-	mapper *restmapper.DeferredDiscoveryRESTMapper
-	dyn    *dynamic.DynamicClient
+	kube *kube.Client
 }
 
 func newResources(cfg *rest.Config) (*resources, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	c, err := kube.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &resources{mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), dyn: dyn}, nil
+	return &resources{kube: c}, nil
 }
 
-// of returns the client of obj's resource, in its namespace.
+// of returns the client of obj's resource, in its namespace. Discovery is
+// not bounded by a step's context, as client-go's discovery client was not.
 func (r *resources) of(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
 	gvk := obj.GroupVersionKind()
-	mapping, err := r.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	gvr, namespaced, err := r.kube.Mapping(context.Background(), gvk)
 	if err != nil {
-		// A kind new since discovery was read (a CRD just applied).
-		r.mapper.Reset()
-		if mapping, err = r.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
-			return nil, fmt.Errorf("find the resource of %s: %w", gvk.Kind, err)
-		}
+		return nil, fmt.Errorf("find the resource of %s: %w", gvk.Kind, err)
 	}
-	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+	if namespaced {
 		ns := obj.GetNamespace()
 		if ns == "" {
 			ns = "default"
 		}
-		return r.dyn.Resource(mapping.Resource).Namespace(ns), nil
+		return r.kube.Dynamic().Resource(gvr).Namespace(ns), nil
 	}
-	return r.dyn.Resource(mapping.Resource), nil
+	return r.kube.Dynamic().Resource(gvr), nil
 }
 
 // resourceClient maps an object to its REST resource on the run's cluster.

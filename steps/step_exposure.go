@@ -2,7 +2,7 @@ package steps
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,9 +11,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-helpers/auth/rbac/validation"
+
+	"github.com/anonlab/anonlab/steps/cluster/kube"
 )
 
 // exposureStep reports what anonymous users can reach on any cluster and
@@ -131,7 +131,7 @@ func (e *exposureStep) Run(ctx context.Context, sc *StepContext) error {
 	// a second would take minutes. The apiserver's priority and fairness
 	// still applies.
 	cfg.QPS, cfg.Burst = 400, 400
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kube.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -146,13 +146,14 @@ func (e *exposureStep) Run(ctx context.Context, sc *StepContext) error {
 	for _, b := range bound {
 		sc.Log("%s binds %s %q to %s", b.ref, b.roleRef.Kind, b.roleRef.Name, describeSubjects(b.anonymousSubjects()))
 	}
-	resources, err := cs.Discovery().ServerPreferredResources()
-	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+	resources, err := cs.PreferredResources(ctx)
+	var partial kube.GroupDiscoveryFailed
+	if err != nil && !errors.As(err, &partial) {
 		return fmt.Errorf("discover the cluster's resources: %w", err)
 	} else if err != nil {
 		sc.Log("some API groups did not answer discovery; their resources are not asked about: %v", err)
 	}
-	paths, err := rootPaths(ctx, cs)
+	paths, err := cs.RootPaths(ctx)
 	if err != nil {
 		return fmt.Errorf("read the apiserver's paths (GET /): %w", err)
 	}
@@ -402,19 +403,6 @@ func exposureAttrs(resources []*metav1.APIResourceList, paths []string, v rbacVi
 		}
 	}
 	return sortAttrs(out)
-}
-
-// rootPaths are the paths GET / lists.
-func rootPaths(ctx context.Context, cs kubernetes.Interface) ([]string, error) {
-	body, err := cs.Discovery().RESTClient().Get().AbsPath("/").DoRaw(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var root metav1.RootPaths
-	if err := json.Unmarshal(body, &root); err != nil {
-		return nil, err
-	}
-	return root.Paths, nil
 }
 
 func (e *exposureStep) handout(*Scenario, *Step) []string {

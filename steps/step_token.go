@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
+
+	"github.com/anonlab/anonlab/steps/cluster/kube"
 )
 
 // tokenStep gets a bearer token for a ServiceAccount: from the token
@@ -74,7 +74,7 @@ func (t *tokenStep) Validate(v *Validator) error {
 }
 
 func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
-	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	cs, err := kube.New(sc.Backend.AdminConfig())
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 		sc.Log("read the token of %s from its Secret %s/%s (made by kube-controller-manager); shown as $%s", identity, t.Namespace, secret, variable)
 		return nil
 	}
-	tr, err := cs.CoreV1().ServiceAccounts(t.Namespace).CreateToken(ctx, t.ServiceAccount, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	tr, err := kube.CreateToken(ctx, cs, t.Namespace, t.ServiceAccount)
 	if err != nil {
 		return fmt.Errorf("request a token for ServiceAccount %s/%s: %w", t.Namespace, t.ServiceAccount, err)
 	}
@@ -118,15 +118,15 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 // secretToken waits until the ServiceAccount names its token Secret and
 // the token controller has filled it in, and returns the token and the
 // Secret's name, as the article's command reads them.
-func (t *tokenStep) secretToken(ctx context.Context, cs kubernetes.Interface) (value, secret string, err error) {
+func (t *tokenStep) secretToken(ctx context.Context, cs *kube.Client) (value, secret string, err error) {
 	last := "the ServiceAccount names no Secret"
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, secretWait, true, func(ctx context.Context) (bool, error) {
-		sa, err := cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+		sa, err := kube.Get[corev1.ServiceAccount](ctx, cs, kube.ServiceAccounts, t.Namespace, t.ServiceAccount)
 		if err != nil || len(sa.Secrets) == 0 {
 			return false, err
 		}
 		secret = sa.Secrets[0].Name
-		s, err := cs.CoreV1().Secrets(t.Namespace).Get(ctx, secret, metav1.GetOptions{})
+		s, err := kube.Get[corev1.Secret](ctx, cs, kube.Secrets, t.Namespace, secret)
 		if apierrors.IsNotFound(err) {
 			last = "its Secret " + secret + " does not exist yet"
 			return false, nil
@@ -155,11 +155,11 @@ func (t *tokenStep) identity() string {
 // namespace's default ServiceAccount, so the lab does, as the controller
 // would.
 func (t *tokenStep) ensureServiceAccount(ctx context.Context, sc *StepContext) error {
-	cs, err := kubernetes.NewForConfig(sc.Backend.AdminConfig())
+	cs, err := kube.New(sc.Backend.AdminConfig())
 	if err != nil {
 		return err
 	}
-	_, err = cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+	_, err = kube.Get[corev1.ServiceAccount](ctx, cs, kube.ServiceAccounts, t.Namespace, t.ServiceAccount)
 	if apierrors.IsNotFound(err) {
 		return t.createServiceAccount(ctx, sc, cs)
 	}
@@ -168,7 +168,7 @@ func (t *tokenStep) ensureServiceAccount(ctx context.Context, sc *StepContext) e
 
 // createServiceAccount makes the ServiceAccount, as the controller would,
 // recorded in the ledger like any object the lab applies.
-func (t *tokenStep) createServiceAccount(ctx context.Context, sc *StepContext, cs kubernetes.Interface) error {
+func (t *tokenStep) createServiceAccount(ctx context.Context, sc *StepContext, cs *kube.Client) error {
 	ref := fmt.Sprintf("ServiceAccount %s/%s", t.Namespace, t.ServiceAccount)
 	if err := sc.mayWrite("create "+ref+", which does not exist", nil); err != nil {
 		return err
@@ -186,7 +186,7 @@ func (t *tokenStep) createServiceAccount(ctx context.Context, sc *StepContext, c
 	}
 	sc.run.stamp(obj)
 	sa.Labels, sa.Annotations = obj.GetLabels(), obj.GetAnnotations()
-	made, err := cs.CoreV1().ServiceAccounts(t.Namespace).Create(ctx, sa, metav1.CreateOptions{FieldManager: "anonlab"})
+	made, err := kube.Create(ctx, cs, kube.ServiceAccounts, t.Namespace, sa, metav1.CreateOptions{FieldManager: "anonlab"})
 	if apierrors.IsAlreadyExists(err) {
 		// The controller made it between the Get and the Create (kind,
 		// right after the cluster came up): it is not the lab's.

@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/anonlab/anonlab/steps/cluster/kube"
 )
 
 // Identity is what tells one control plane from every other: facts that
@@ -28,11 +29,11 @@ type Identity struct {
 // the identity cannot be read, the version and what ReadIdentity read come
 // with the error.
 func ReadServer(ctx context.Context, cfg *rest.Config) (gitVersion string, id Identity, err error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	c, err := kube.New(cfg)
 	if err != nil {
 		return "", Identity{}, err
 	}
-	v, err := dc.ServerVersion()
+	v, err := c.ServerVersion(ctx)
 	if err != nil {
 		return "", Identity{}, fmt.Errorf("read the apiserver's version at %s: %w", cfg.Host, err)
 	}
@@ -50,11 +51,11 @@ func ReadIdentity(ctx context.Context, cfg *rest.Config) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	c, err := kube.New(cfg)
 	if err != nil {
 		return Identity{}, err
 	}
-	ns, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
+	ns, err := kube.Get[corev1.Namespace](ctx, c, kube.Namespaces, "", metav1.NamespaceSystem)
 	if err != nil {
 		return Identity{CAFingerprint: fp}, fmt.Errorf("read the kube-system namespace's UID: %w", err)
 	}

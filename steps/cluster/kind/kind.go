@@ -22,7 +22,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/kind/pkg/apis/config/defaults"
@@ -37,6 +36,7 @@ import (
 	"github.com/anonlab/anonlab/manifests"
 	"github.com/anonlab/anonlab/steps/audit"
 	"github.com/anonlab/anonlab/steps/cluster"
+	"github.com/anonlab/anonlab/steps/cluster/kube"
 	"github.com/anonlab/anonlab/steps/cluster/ledger"
 )
 
@@ -345,14 +345,14 @@ const clusterLabel = "io.x-k8s.kind.cluster"
 // interruptibly, for the control-plane node to be Ready; after
 // createWithin it goes on with a warning, as kind does.
 func (b *Backend) waitNodeReady(ctx context.Context, report func(string, bool)) error {
-	cs, err := kubernetes.NewForConfig(b.cfg)
+	cs, err := kube.New(b.cfg)
 	if err != nil {
 		return err
 	}
 	report(fmt.Sprintf("waiting ≤ %s for node %s to be Ready", b.opts.createWithin, b.node), false)
 	last := "no answer yet"
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, b.opts.createWithin, true, func(ctx context.Context) (bool, error) {
-		node, err := cs.CoreV1().Nodes().Get(ctx, b.node.String(), metav1.GetOptions{})
+		node, err := kube.Get[corev1.Node](ctx, cs, kube.Nodes, "", b.node.String())
 		if err != nil {
 			last = err.Error()
 			return false, nil // the apiserver may not answer yet
@@ -527,12 +527,12 @@ func (b *Backend) APIServerPod(ctx context.Context) (cluster.PodStatus, error) {
 	if b.node == nil {
 		return cluster.PodStatus{}, errors.New("read the kube-apiserver Pod: the cluster is not running")
 	}
-	cs, err := kubernetes.NewForConfig(b.cfg)
+	cs, err := kube.New(b.cfg)
 	if err != nil {
 		return cluster.PodStatus{}, err
 	}
 	name := "kube-apiserver-" + b.node.String()
-	pod, err := cs.CoreV1().Pods(metav1.NamespaceSystem).Get(ctx, name, metav1.GetOptions{})
+	pod, err := kube.Get[corev1.Pod](ctx, cs, kube.Pods, metav1.NamespaceSystem, name)
 	if err != nil {
 		return cluster.PodStatus{}, fmt.Errorf("read Pod kube-system/%s: %w", name, err)
 	}
