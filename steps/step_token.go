@@ -85,7 +85,7 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 		// kube-controller-manager runs where token Secrets are made, and
 		// its ServiceAccount controller makes every namespace's default.
 		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, secretWait, true, func(ctx context.Context) (bool, error) {
-			_, err := cs.CoreV1().ServiceAccounts(t.Namespace).Get(ctx, t.ServiceAccount, metav1.GetOptions{})
+			_, err := kube.Get[corev1.ServiceAccount](ctx, cs, kube.ServiceAccounts, t.Namespace, t.ServiceAccount)
 			if apierrors.IsNotFound(err) {
 				return false, nil
 			}
