@@ -138,7 +138,7 @@ func obtain(ctx context.Context, o options, version, dir string) error {
 // through setup-envtest's remote client, checks its SHA-512 against the
 // index before anything is unpacked (here rather than by the client, to
 // tell a mismatch from a network error), and installs kube-apiserver, etcd
-// and kubectl into dir, kube-apiserver last so that dir is complete only
+// and kubectl into dir in one rename (swap), so that dir is complete only
 // once all are there.
 func download(ctx context.Context, indexURL, version, dir string) error {
 	start := time.Now()
@@ -231,11 +231,11 @@ func shorten(err error, ctx context.Context) error {
 	return err
 }
 
-// removeLeftovers removes what a killed download left in the cache root:
-// archives and scratch directories. The caller holds the lock, so no
+// removeLeftovers removes what a killed download or Install left in the
+// cache root: archives and scratch directories. The caller holds the lock, so no
 // other download is using them.
 func removeLeftovers(root string) {
-	for _, pattern := range []string{".envtest-v*.tar.gz-*", ".v*.download-*"} {
+	for _, pattern := range []string{".envtest-v*.tar.gz-*", ".v*.download-*", ".v*.install-*"} {
 		old, _ := filepath.Glob(filepath.Join(root, pattern))
 		for _, f := range old {
 			_ = os.RemoveAll(f)
@@ -287,18 +287,7 @@ func unpack(r io.Reader, name, dir string) error {
 			return fmt.Errorf("%s has no %s: nothing installed", name, need)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, base := range []string{Kubectl, Etcd, KubeAPIServer} {
-		if !found[base] {
-			continue
-		}
-		if err := os.Rename(filepath.Join(tmp, base), filepath.Join(dir, base)); err != nil {
-			return fmt.Errorf("install %s into %s: %w", base, dir, err)
-		}
-	}
-	return nil
+	return swap(tmp, dir)
 }
 
 // watchedWriter writes the archive to its file and its hash, and cancels

@@ -56,21 +56,31 @@ func Install(ctx context.Context, version, from string, opts ...Option) (string,
 			return "", fmt.Errorf("install %s into %s: %w", name, dir, err)
 		}
 	}
-	if err := os.Chmod(stage, 0o755); err != nil {
+	if err := swap(stage, dir); err != nil {
 		return "", err
+	}
+	return dir, nil
+}
+
+// swap puts stage, a directory beside dir with all its files, in dir's
+// place, so that dir is never seen half installed. The caller holds the
+// build lock.
+func swap(stage, dir string) error {
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return err
 	}
 	// The old directory steps aside before the new one takes its place; a
 	// process that runs its binaries keeps them (they stay open).
 	old := stage + ".old"
 	if err := os.Rename(dir, old); err != nil && !os.IsNotExist(err) {
-		return "", fmt.Errorf("replace %s: %w", dir, err)
+		return fmt.Errorf("replace %s: %w", dir, err)
 	}
 	defer os.RemoveAll(old)
 	if err := os.Rename(stage, dir); err != nil {
 		_ = os.Rename(old, dir)
-		return "", fmt.Errorf("install binaries into %s: %w", dir, err)
+		return fmt.Errorf("install binaries into %s: %w", dir, err)
 	}
-	return dir, nil
+	return nil
 }
 
 // ScratchDir makes a directory on the cache's file system for files that
