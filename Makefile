@@ -6,6 +6,8 @@ KUBERNETES_VERSION ?= v1.37.2
 BACKEND ?= auto
 GOLANGCI_LINT_VERSION := v2.15.0
 FUZZTIME ?= 20s
+# make matrix's columns (cmd/anonlab/app.BehaviourVersions, kept equal by TestMatrixVersions).
+MATRIX_VERSIONS ?= v1.20.2 v1.24.17 v1.28.15 v1.31.14 v1.32.13 v1.34.12 v1.37.2
 # kind node image for e2e-kind; empty: the one kind-node-image builds.
 NODE_IMAGE ?=
 # e2e-framework's own flags, e.g. E2E_FLAGS='--assess anonymous-api --fail-fast'.
@@ -13,7 +15,7 @@ E2E_FLAGS ?=
 # What runs the e2e suite; CI writes JUnit with GOTEST='gotestsum --junitfile e2e.xml --'.
 GOTEST ?= $(GO) test
 
-.PHONY: all build binaries cross run test test-local unit e2e e2e-kind lint bench fuzz stress clean docker kind-node-image test-kind
+.PHONY: all build binaries cross run matrix test test-local unit e2e e2e-kind lint bench fuzz stress clean docker kind-node-image test-kind
 
 all: build
 
@@ -27,6 +29,15 @@ binaries: build
 
 run: build binaries
 	$(BIN) tui anonymous-auth --backend $(BACKEND) --kubernetes-version $(KUBERNETES_VERSION)
+
+# docs/behaviour.md: every embedded scenario on the local backend for each
+# of MATRIX_VERSIONS, one version at a time (binaries built once, under the
+# lab's build lock, when not cached). Written when the run was complete,
+# even with a failed expectation (then make fails, and so does
+# TestBehaviourDoc until the scenario or the table is right).
+matrix: build
+	@$(BIN) matrix --all --backend local --lang en --kubernetes-versions $$(echo $(MATRIX_VERSIONS) | tr ' ' ,) > docs/behaviour.md.tmp; \
+	  code=$$?; if [ $$code -le 1 ]; then mv docs/behaviour.md.tmp docs/behaviour.md; else rm -f docs/behaviour.md.tmp; fi; exit $$code
 
 # Everything CI runs, each phase timed (hack/test.sh prints the table at
 # the end): set-up (deps, binaries, cross, Docker, node image), the kind

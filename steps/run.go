@@ -239,7 +239,7 @@ func (r *runner) step(ctx context.Context, i int, st *Step, cleanup bool) (strin
 	r.emit(StepStarted{Step: st.ID, Index: i, Title: st.Title.In(r.opts.lang), Cleanup: cleanup})
 	sc := &StepContext{Step: st, Backend: r.backend, run: r, cleanup: cleanup}
 	var err error
-	if why := r.excluded(st); why != "" {
+	if why := st.Excluded(r.backend.Info().KubernetesVersion); why != "" {
 		err = Skip(why)
 	} else if r.changeSkipped != "" && !cleanup {
 		err = Skip(fmt.Sprintf("step %q was skipped, and this step expects the state it makes", r.changeSkipped))
@@ -275,32 +275,6 @@ func (r *runner) step(ctx context.Context, i int, st *Step, cleanup bool) (strin
 	r.results[stepKey{cleanup, i}] = fin.Status
 	r.emit(fin)
 	return fin.Status, err
-}
-
-// excluded says why st does not run on the cluster's Kubernetes version:
-// its kubernetes constraint excludes it, or none of its expectations holds
-// for it; "" when it runs.
-func (r *runner) excluded(st *Step) string {
-	if st.Kubernetes.String() == "" && st.Expects == nil && (st.Expect == nil || st.Expect.Kubernetes == "") {
-		return ""
-	}
-	version := r.backend.Info().KubernetesVersion
-	if version == "" {
-		return "the step is for some Kubernetes versions only, and no cluster says its version yet"
-	}
-	if !st.Kubernetes.Holds(version) {
-		return fmt.Sprintf("the step is for Kubernetes %s; this cluster runs %s", st.Kubernetes, version)
-	}
-	if st.HasExpect() && st.ExpectFor(version) == nil {
-		var holds []string
-		for _, e := range append(st.Expects, st.Expect) {
-			if e != nil {
-				holds = append(holds, e.Kubernetes)
-			}
-		}
-		return fmt.Sprintf("the step's expectations are for Kubernetes %s; this cluster runs %s", strings.Join(holds, ", "), version)
-	}
-	return ""
 }
 
 // followAudit starts reading kube-apiserver's audit log, where the backend

@@ -93,6 +93,32 @@ func (st *Step) ExpectFor(version string) *Expect {
 // HasExpect reports whether the step has an expectation for some version.
 func (st *Step) HasExpect() bool { return st.Expect != nil || len(st.Expects) > 0 }
 
+// Excluded says why the step does not run on Kubernetes version (as the
+// cluster reports it; "" when no cluster said it yet): its kubernetes
+// constraint excludes it, or none of its expectations holds for it; ""
+// when it runs. docs/behaviour.md is checked against it.
+func (st *Step) Excluded(version string) string {
+	if st.Kubernetes.String() == "" && st.Expects == nil && (st.Expect == nil || st.Expect.Kubernetes == "") {
+		return ""
+	}
+	if version == "" {
+		return "the step is for some Kubernetes versions only, and no cluster says its version yet"
+	}
+	if !st.Kubernetes.Holds(version) {
+		return fmt.Sprintf("the step is for Kubernetes %s; this cluster runs %s", st.Kubernetes, version)
+	}
+	if st.HasExpect() && st.ExpectFor(version) == nil {
+		var holds []string
+		for _, e := range append(st.Expects, st.Expect) {
+			if e != nil {
+				holds = append(holds, e.Kubernetes)
+			}
+		}
+		return fmt.Sprintf("the step's expectations are for Kubernetes %s; this cluster runs %s", strings.Join(holds, ", "), version)
+	}
+	return ""
+}
+
 // Action is a step kind's decoded parameters and what running them does.
 // Each kind is one file; all kinds are listed in registry.go.
 type Action interface {

@@ -17,6 +17,8 @@ type Observation struct {
 	Cleanup bool
 	Result  string
 	Status  int
+	// Why is why the step was skipped or could not run.
+	Why string
 }
 
 // Observer is a sink that keeps each step's observation, in order, and the
@@ -51,9 +53,30 @@ func (o *Observer) Emit(e steps.Event) {
 		}
 	case steps.StepFinished:
 		if obs := o.byKey[key(ev.Step, ev.Cleanup)]; obs != nil {
-			obs.Result = ev.Status
+			obs.Result, obs.Why = ev.Status, ev.Error
 		}
 	}
+}
+
+// step is the observation of a step, nil when o or the step is unknown.
+func (o *Observer) step(id string, cleanup bool) *Observation {
+	if o == nil {
+		return nil
+	}
+	return o.byKey[key(id, cleanup)]
+}
+
+// firstError is why the first step that failed could not run, or failed.
+func (o *Observer) firstError() string {
+	for _, s := range o.Steps {
+		if s.Result == steps.Failed {
+			if s.Why != "" {
+				return fmt.Sprintf("step %q: %s", s.Step, s.Why)
+			}
+			return fmt.Sprintf("step %q failed", s.Step)
+		}
+	}
+	return "no step ran"
 }
 
 // WriteMatrix writes a Markdown table: a row per step of the scenario, a

@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -103,5 +106,35 @@ func TestMatrixHeaderObserved(t *testing.T) {
 	}
 	if header := strings.SplitN(out, "\n", 2)[0]; header != "| step | v1.36.3 (observed v1.37.2) |" {
 		t.Errorf("header %q, want the observed v1.37.2 beside the requested v1.36.3\n%s", header, out)
+	}
+}
+
+// TestMatrixVersions: make matrix's default columns are the ones
+// `anonlab matrix --all` runs and names in docs/behaviour.md.
+func TestMatrixVersions(t *testing.T) {
+	data, err := os.ReadFile("../../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^MATRIX_VERSIONS \?= (.*)$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("no MATRIX_VERSIONS ?= line in the Makefile")
+	}
+	if got, want := strings.Fields(string(m[1])), BehaviourVersions; !slices.Equal(got, want) {
+		t.Errorf("Makefile MATRIX_VERSIONS %v, BehaviourVersions %v", got, want)
+	}
+}
+
+// TestMatrixAllUsage: --all stands for the scenario; with a name or a
+// file as well it is bad usage and nothing starts.
+func TestMatrixAllUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"matrix", "--all", "anonymous-auth"},
+		{"matrix", "--all", "--file", "x.yaml"},
+	} {
+		code, out, errOut := run(t, args...)
+		if code != ExitBadUsage || !strings.Contains(errOut, "--all") || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 naming --all", args, code, out, errOut)
+		}
 	}
 }
