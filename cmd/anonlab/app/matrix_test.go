@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/anonlab/anonlab/steps"
+	"github.com/anonlab/anonlab/steps/cluster"
 	"github.com/anonlab/anonlab/steps/cluster/binaries"
 	"github.com/anonlab/anonlab/steps/report"
 )
@@ -137,4 +138,45 @@ func TestMatrixAllUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 naming --all", args, code, out, errOut)
 		}
 	}
+}
+
+// TestBehaviourDocObserved: `anonlab matrix --all` on the default version
+// observes today what docs/behaviour.md's column for it says, cell for cell
+// (the file is current, and nothing in it depends on the run: no timings,
+// ports or paths).
+func TestBehaviourDocObserved(t *testing.T) {
+	needCluster(t)
+	v := cluster.DefaultKubernetesVersion
+	committed, err := os.ReadFile("../../../docs/behaviour.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "matrix", "--all", "--backend", "local", "--lang", "en", "--kubernetes-versions", v)
+	if code != ExitOK {
+		t.Fatalf("exit %d, want 0\nstderr:\n%s", code, errOut)
+	}
+	want, got := behaviourColumn(string(committed), v), behaviourColumn(out, v)
+	if len(want) == 0 {
+		t.Fatalf("docs/behaviour.md has no %s column", v)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("observed on %s:\n%s\ndocs/behaviour.md says:\n%s\n(make matrix rewrites it)", v, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// behaviourColumn is each table row's step and its cell in the column of
+// version, from a behaviour document.
+func behaviourColumn(doc, version string) []string {
+	var rows []string
+	col := -1
+	for _, line := range strings.Split(doc, "\n") {
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		switch {
+		case strings.HasPrefix(line, "| step |"):
+			col = slices.IndexFunc(cells, func(c string) bool { return strings.Fields(c)[0] == version })
+		case strings.HasPrefix(line, "| ") && col > 0 && col < len(cells):
+			rows = append(rows, strings.TrimSpace(cells[0])+" → "+strings.TrimSpace(cells[col]))
+		}
+	}
+	return rows
 }
