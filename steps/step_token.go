@@ -81,19 +81,7 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 	variable := tokenVariable(t.SaveAs)
 	from := t.source(sc.Backend.Info().KubernetesVersion)
 	sc.Command(t.shellCommand(from))
-	if from == fromSecret && t.ServiceAccount == "default" {
-		// kube-controller-manager runs where token Secrets are made, and
-		// its ServiceAccount controller makes every namespace's default.
-		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, secretWait, true, func(ctx context.Context) (bool, error) {
-			_, err := kube.Get[corev1.ServiceAccount](ctx, cs, kube.ServiceAccounts, t.Namespace, t.ServiceAccount)
-			if apierrors.IsNotFound(err) {
-				return false, nil
-			}
-			return err == nil, err
-		}); err != nil {
-			return fmt.Errorf("wait for kube-controller-manager to make ServiceAccount %s/default: %w", t.Namespace, err)
-		}
-	} else if err := t.ensureServiceAccount(ctx, sc); err != nil {
+	if err := t.ready(ctx, sc, from); err != nil {
 		return err
 	}
 	identity := t.identity()
@@ -113,6 +101,37 @@ func (t *tokenStep) Run(ctx context.Context, sc *StepContext) error {
 	sc.run.tokens[t.SaveAs] = token{value: tr.Status.Token, identity: identity, variable: variable}
 	sc.Log("got a token for %s, valid until %s; shown as $%s", identity, tr.Status.ExpirationTimestamp.UTC().Format("15:04:05 MST"), variable)
 	return nil
+}
+
+// ready makes sure the ServiceAccount exists, and for a token from its
+// Secret waits until the token controller has made that: in hands-on mode
+// the attendee's command must find it.
+func (t *tokenStep) ready(ctx context.Context, sc *StepContext, from string) error {
+	if from != fromSecret || t.ServiceAccount != "default" {
+		if err := t.ensureServiceAccount(ctx, sc); err != nil {
+			return err
+		}
+	}
+	if from != fromSecret {
+		return nil
+	}
+	cs, err := kube.New(sc.Backend.AdminConfig())
+	if err != nil {
+		return err
+	}
+	// kube-controller-manager runs where token Secrets are made, and its
+	// ServiceAccount controller makes every namespace's default.
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, secretWait, true, func(ctx context.Context) (bool, error) {
+		_, err := kube.Get[corev1.ServiceAccount](ctx, cs, kube.ServiceAccounts, t.Namespace, t.ServiceAccount)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}); err != nil {
+		return fmt.Errorf("wait for kube-controller-manager to make ServiceAccount %s/%s: %w", t.Namespace, t.ServiceAccount, err)
+	}
+	_, _, err = t.secretToken(ctx, cs)
+	return err
 }
 
 // secretToken waits until the ServiceAccount names its token Secret and

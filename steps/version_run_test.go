@@ -10,8 +10,8 @@ import (
 )
 
 // A step for other versions, and one whose expectations hold for none of
-// them, are skipped, saying why; the expectation for the cluster's version
-// is the one checked.
+// them, are skipped, saying why, and the steps after a change skipped so
+// still run; the expectation for the cluster's version is the one checked.
 func TestRunPerVersion(t *testing.T) {
 	sc := parse(t, `name: x
 title: X
@@ -19,6 +19,10 @@ steps:
   - id: create-cluster
     title: Create
     cluster: create
+  - id: change-new-only
+    title: Change new only
+    kubernetes: ">=1.24"
+    apiserverFlags: {set: [--anonymous-auth=false]}
   - id: new-only
     title: New only
     kubernetes: ">=1.24"
@@ -49,13 +53,14 @@ cleanup:
 	sum := steps.Run(context.Background(), sc, b, &rec)
 	wantOutcomes(t, rec.events, []outcome{
 		{"create-cluster", false, steps.Passed},
+		{"change-new-only", false, steps.Skipped},
 		{"new-only", false, steps.Skipped},
 		{"old-only", false, steps.Passed},
 		{"per-version", false, steps.Passed},
 		{"none-holds", false, steps.Skipped},
 		{"destroy", true, steps.Passed},
 	})
-	wantSummary(t, sum, 4, 0, 2)
+	wantSummary(t, sum, 4, 0, 3)
 	for id, want := range map[string]string{
 		"new-only":   "the step is for Kubernetes >=1.24; this cluster runs v1.20.2",
 		"none-holds": "the step's expectations are for Kubernetes ~1.31; this cluster runs v1.20.2",

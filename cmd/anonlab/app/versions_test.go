@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/anonlab/anonlab/e2e/attendee"
 	"github.com/anonlab/anonlab/steps/cluster/binaries"
 )
 
@@ -157,5 +158,97 @@ func TestBinariesPrintsPins(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "pin: "+pin+"\n") {
 		t.Errorf("stderr %q does not name the pin", errOut)
+	}
+}
+
+// TestHealthOnlyLocalV1202: what v1.20.2 really does with the scenario's
+// AuthenticationConfiguration — it refuses the flag, the lab rolls back,
+// and anonymous requests stay on (the scenario's "<1.29" expectations).
+func TestHealthOnlyLocalV1202(t *testing.T) {
+	needCluster(t)
+	needCached(t, "v1.20.2")
+	code, out, errOut := run(t, "run", "anonymous-health-only", "--backend", "local", "--kubernetes-version", "v1.20.2", "--output", "json", "--lang", "en")
+	if code != ExitOK {
+		t.Fatalf("exit %d, want 0\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+	type event struct {
+		Event  string `json:"event"`
+		Step   string `json:"step"`
+		Name   string `json:"name"`
+		Got    string `json:"got"`
+		OK     bool   `json:"ok"`
+		Result string `json:"result"`
+		Error  string `json:"error"`
+		Path   string `json:"path"`
+		Status int    `json:"status"`
+	}
+	results := map[string]event{}
+	var refused []event
+	statuses := map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		switch {
+		case e.Event == "finished":
+			results[e.Step] = e
+		case e.Event == "check" && e.Step == "health-only-config-refused":
+			refused = append(refused, e)
+		case e.Event == "http":
+			statuses[e.Step] = e.Status
+		}
+	}
+	if r := results["health-only-config"]; r.Result != "skipped" || r.Error != "the step is for Kubernetes >=1.34; this cluster runs v1.20.2" {
+		t.Errorf("health-only-config: %+v, want skipped for its version", r)
+	}
+	if r := results["health-only-config-refused"]; r.Result != "passed" {
+		t.Errorf("health-only-config-refused: %+v, want passed", r)
+	}
+	gotError := false
+	for _, c := range refused {
+		gotError = gotError || c.OK && strings.Contains(c.Got, "Error: unknown flag: --authentication-config")
+	}
+	if !gotError {
+		t.Errorf("no passed check of kube-apiserver's error line: %+v", refused)
+	}
+	for step, want := range map[string]int{"anonymous-livez": 200, "anonymous-version": 200, "anonymous-api": 403, "anonymous-namespaces": 200} {
+		if statuses[step] != want {
+			t.Errorf("%s answered %d, want %d", step, statuses[step], want)
+		}
+	}
+}
+
+// TestHandsOnArticleLocalV1202: in hands-on mode on v1.20.2 the attendee
+// reads the token from the ServiceAccount's Secret, as the article does;
+// the lab sees that GET of the Secret in the audit log.
+func TestHandsOnArticleLocalV1202(t *testing.T) {
+	needCluster(t)
+	needCached(t, "v1.20.2")
+	events, err := attendee.Play(anonlabBinary(t), []string{"anonymous-auth", "--backend", "local", "--kubernetes-version", "v1.20.2", "--lang", "en", "--step-timeout", "3m"},
+		[]string{"ANONLAB_STATE_DIR=" + t.TempDir()}, kubectlDirs(t), nil, t.Logf)
+	if err != nil {
+		t.Error(err)
+	}
+	if len(events) == 0 {
+		t.Fatal("no events")
+	}
+	secretRead, failed := false, 0
+	for _, e := range events {
+		if e.Event == "observed" && e.Step == "sa-token" && e.Matched {
+			secretRead = true
+		}
+		if e.Event == "finished" && e.Result == "failed" {
+			failed++
+			t.Errorf("step %s failed: %s", e.Step, e.Error)
+		}
+	}
+	if !secretRead {
+		t.Errorf("the attendee's read of the token Secret was not observed: %+v", events)
+	}
+	if last := events[len(events)-1]; last.Event != "summary" || last.Failed == nil || *last.Failed != 0 || failed > 0 {
+		t.Errorf("the run did not end with a summary with no failure: %+v", last)
 	}
 }
