@@ -49,7 +49,8 @@ func WriteBehaviour(w io.Writer, planned, versions []string, scenarios []*steps.
 		"kube-apiserver and etcd) for each Kubernetes version below: a table per scenario, a row per\n" +
 		"step, a column per version headed by the version kube-apiserver reported on `/version`.\n" +
 		"A cell is `passed` or `failed` with the HTTP status kube-apiserver answered, or `skipped:`\n" +
-		"and why (a step or expectation for other versions: the scenario's `kubernetes:` constraints).\n" +
+		"and why (a step for other versions, by the scenario's `kubernetes:` constraints, or one the\n" +
+		"local backend cannot show).\n" +
 		"Written by `make matrix`; `go test ./steps/report -run TestBehaviourDoc` checks every cell\n" +
 		"against the scenarios' per-version expectations, so the two cannot drift apart.\n\n")
 	fmt.Fprintf(&b, "Versions in this file: %s.\n", list(ran))
