@@ -156,10 +156,12 @@ func TestUnpackTampered(t *testing.T) {
 
 // TestPackNodeImage packs and unpacks the kind node image. It needs a
 // container engine that answers and the image `make kind-node-image`
-// builds; docker save and load of a node image take a while, so it does
-// not run with -short.
+// builds, and runs only when asked: saving, compressing and loading the
+// 1.4 GB image took 2m34s on 2 cores, too long for make test's budget.
 func TestPackNodeImage(t *testing.T) {
-	needCluster(t)
+	if os.Getenv("ANONLAB_TEST_PACK_NODE_IMAGE") == "" {
+		t.Skip("docker save, gzip and docker load of the 1.4 GB node image take minutes (2m34s on 2 cores), outside make test's time budget: ANONLAB_TEST_PACK_NODE_IMAGE=1 runs it")
+	}
 	ctx := context.Background()
 	rt, err := kind.Detect(ctx)
 	if err != nil {
