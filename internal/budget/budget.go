@@ -18,8 +18,8 @@ func Check(b testing.TB, name string, measured, limit float64, unit, detail stri
 	if measured > limit {
 		verdict = "OVER"
 	}
-	b.Logf("%s\t%s\t%.3g%s\t≤ %.3g%s\t%s\t%s", Prefix, name, measured, unit, limit, unit, verdict, detail)
+	b.Logf("%s\t%s\t%.3g%s\t≤ %.4g%s\t%s\t%s", Prefix, name, measured, unit, limit, unit, verdict, detail)
 	if verdict != "ok" {
-		b.Errorf("%s: %.3g%s, over its budget of %.3g%s (%s)", name, measured, unit, limit, unit, detail)
+		b.Errorf("%s: %.3g%s, over its budget of %.4g%s (%s)", name, measured, unit, limit, unit, detail)
 	}
 }
