@@ -296,6 +296,15 @@ func (b *Backend) createCluster(ctx context.Context, name string, report func(st
 			report(l.detail, l.done)
 		case err := <-created:
 			report(fmt.Sprintf("kind stopped %s after the interrupt (%v)", time.Since(stopped).Round(time.Millisecond), err), false)
+			// A removal still under way would make the deletion that follows
+			// fail ("removal already in progress") and leave the cluster to
+			// anonlab cleanup: it is waited for, within the same bound.
+			if removing {
+				select {
+				case <-removed:
+				case <-deadline.C:
+				}
+			}
 			return ctx.Err()
 		case removeErr = <-removed:
 			removing = false
