@@ -22,8 +22,9 @@ all: build
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/anonlab
 
-# kube-apiserver and etcd for the local backend: from the cache, or built
-# from the Go module sources the first time (~4 min on 2 cores).
+# kube-apiserver and etcd for the local backend: from the cache, the
+# envtest release, or built from the Go module sources the first time
+# (about 15 minutes on 2 cores; see --binaries-source).
 binaries: build
 	@$(BIN) binaries --kubernetes-version $(KUBERNETES_VERSION)
 
