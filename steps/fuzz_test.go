@@ -124,7 +124,7 @@ func jsonPathOf(key1, key2 string) string {
 			return false
 		}
 		for i, r := range s {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (i == 0 || r < '0' || r > '9') {
 				return false
 			}
 		}

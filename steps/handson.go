@@ -298,7 +298,7 @@ func (q *requestStep) verify(ctx context.Context, sc *StepContext, o *audit.Obse
 		return verdict{}, nil
 	}
 	want, who := q.wantUser(sc)
-	if want != "" && o.User != want && !(q.As == "anonymous" && o.User == "") {
+	if want != "" && o.User != want && (q.As != "anonymous" || o.User != "") {
 		got := o.User
 		if got == "" {
 			got = "a request kube-apiserver could not authenticate"

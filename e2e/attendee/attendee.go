@@ -143,7 +143,7 @@ func Play(anonlab string, args, env, path []string, detour func(typeIt func(stri
 	if err != nil {
 		return nil, err
 	}
-	defer sh.Close()
+	defer func() { _ = sh.Close() }()
 	var typeErr error
 	typeIt := func(command string) {
 		out, status, err := sh.Type(command)

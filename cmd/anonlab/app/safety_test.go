@@ -210,7 +210,7 @@ func TestConcurrentRuns(t *testing.T) {
 	needCluster(t)
 	bin := anonlabBinary(t)
 	stateDir := t.TempDir()
-	type seen struct{ url, dir, entry string }
+	type seen struct{ url, dir string }
 	runs := make([]seen, 2)
 	var wg sync.WaitGroup
 	for i := range runs {

@@ -42,13 +42,8 @@ func TestRunArticleLocalV1202(t *testing.T) {
 		KubernetesVersion string `json:"kubernetesVersion"`
 		Command           string `json:"command"`
 		Text              string `json:"text"`
-		Identity          string `json:"identity"`
-		Path              string `json:"path"`
-		Status            int    `json:"status"`
-		Reason            string `json:"reason"`
-		Message           string `json:"message"`
-		Body              string `json:"body"`
 		Failed            *int   `json:"failed"`
+		answer
 	}
 	var https, logs, commands []event
 	var version string
@@ -90,43 +85,11 @@ func TestRunArticleLocalV1202(t *testing.T) {
 	if !secretCommand || !secretLog {
 		t.Errorf("the token step does not read the ServiceAccount's Secret (command: %v, log: %v): %+v %+v", secretCommand, secretLog, commands, logs)
 	}
-	want := []struct {
-		identity, path string
-		status         int
-		reason, msg    string
-	}{
-		{"system:serviceaccount:default:default", "/api", 200, "", ""},
-		{"anonymous", "/api", 403, "Forbidden", `forbidden: User "system:anonymous" cannot get path "/api"`},
-		{"anonymous", "/api/v1/namespaces", 403, "Forbidden", `namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" in API group "" at the cluster scope`},
-		{"anonymous", "/api/v1/namespaces", 200, "", ""},
-		{"anonymous", "/api", 401, "Unauthorized", "Unauthorized"},
-		{"anonymous", "/readyz", 401, "Unauthorized", "Unauthorized"},
-		{"anonymous", "/livez", 401, "Unauthorized", "Unauthorized"},
-		{"anonymous", "/version", 401, "Unauthorized", "Unauthorized"},
+	answers := make([]answer, len(https))
+	for i := range https {
+		answers[i] = https[i].answer
 	}
-	if len(https) != len(want) {
-		t.Fatalf("%d http events, want %d: %+v", len(https), len(want), https)
-	}
-	for i, w := range want {
-		g := https[i]
-		if g.Identity != w.identity || g.Path != w.path || g.Status != w.status || g.Reason != w.reason || g.Message != w.msg {
-			t.Errorf("http event %d = %s %s → %d %q %q; want %s %s → %d %q %q",
-				i, g.Identity, g.Path, g.Status, g.Reason, g.Message, w.identity, w.path, w.status, w.reason, w.msg)
-		}
-	}
-	var list struct {
-		Items []struct{ Metadata struct{ Name string } }
-	}
-	if err := json.Unmarshal([]byte(https[3].Body), &list); err != nil {
-		t.Fatalf("namespace list body: %v", err)
-	}
-	var names []string
-	for _, it := range list.Items {
-		names = append(names, it.Metadata.Name)
-	}
-	if got := strings.Join(names, " "); got != "default kube-node-lease kube-public kube-system" {
-		t.Errorf("anonymous namespace list = %q", got)
-	}
+	checkArticle(t, answers)
 	if strings.Contains(out, "eyJ") {
 		t.Errorf("a token (JWT) appears in the output")
 	}

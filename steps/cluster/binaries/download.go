@@ -167,7 +167,7 @@ func download(ctx context.Context, indexURL, version, dir string) error {
 	for _, set := range sets {
 		for _, p := range set.Platforms {
 			if set.Version == ver && p.Platform == item.Platform && p.Hash != nil {
-				want = p.Hash.Value
+				want = p.Value
 			}
 		}
 	}

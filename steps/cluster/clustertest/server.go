@@ -253,7 +253,7 @@ func allows(rule rbacv1.PolicyRule, q request) bool {
 // forbidden is kube-apiserver's 403, message included.
 func forbidden(u user, q request) *apierrors.StatusError {
 	if !q.isRes {
-		return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot %s path %q", u.name, q.verb, q.path))
+		return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot %s path %q", u.name, q.verb, q.path)) //nolint:staticcheck // kube-apiserver's own message, capital included
 	}
 	resource := q.resource
 	if q.sub != "" {
@@ -263,7 +263,7 @@ func forbidden(u user, q request) *apierrors.StatusError {
 	if q.namespace != "" {
 		scope = fmt.Sprintf("in the namespace %q", q.namespace)
 	}
-	return apierrors.NewForbidden(q.groupResource(), q.name, fmt.Errorf("User %q cannot %s resource %q in API group %q %s", u.name, q.verb, resource, q.group, scope))
+	return apierrors.NewForbidden(q.groupResource(), q.name, fmt.Errorf("User %q cannot %s resource %q in API group %q %s", u.name, q.verb, resource, q.group, scope)) //nolint:staticcheck // kube-apiserver's own message, capital included
 }
 
 func notFound() *apierrors.StatusError {

@@ -301,7 +301,7 @@ func (b *Backend) createCluster(ctx context.Context, name string, report func(st
 			// anonlab cleanup: it is waited for, within the same bound.
 			if removing {
 				select {
-				case <-removed:
+				case <-removed: //nolint:errcheck // the deletion that follows says what is left
 				case <-deadline.C:
 				}
 			}
@@ -319,7 +319,7 @@ func (b *Backend) createCluster(ctx context.Context, name string, report func(st
 			entry, dir := b.entry, b.dir
 			b.entry, b.name = nil, ""
 			go func() {
-				<-created
+				<-created //nolint:errcheck // whatever kind made is removed, whether it failed or not
 				if b.removeNodes(name) == nil && os.RemoveAll(dir) == nil {
 					_ = entry.Delete()
 				}
