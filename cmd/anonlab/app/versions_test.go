@@ -124,64 +124,116 @@ func TestBinariesPrintsPins(t *testing.T) {
 	}
 }
 
+// healthOnlyEvent is the part of anonlab's JSON lines the health-only
+// tests read.
+type healthOnlyEvent struct {
+	Event  string `json:"event"`
+	Step   string `json:"step"`
+	Name   string `json:"name"`
+	Got    string `json:"got"`
+	OK     bool   `json:"ok"`
+	Result string `json:"result"`
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+}
+
+// runHealthOnly runs anonymous-health-only on the cached binaries of
+// version (exit 0 required) and returns each step's finished event, its
+// checks, and the status its request got.
+func runHealthOnly(t *testing.T, version string) (results map[string]healthOnlyEvent, checks map[string][]healthOnlyEvent, statuses map[string]int) {
+	t.Helper()
+	needCluster(t)
+	needCached(t, version)
+	code, out, errOut := run(t, "run", "anonymous-health-only", "--backend", "local", "--kubernetes-version", version, "--output", "json", "--lang", "en")
+	if code != ExitOK {
+		t.Fatalf("exit %d, want 0\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+	results, checks, statuses = map[string]healthOnlyEvent{}, map[string][]healthOnlyEvent{}, map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e healthOnlyEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		switch e.Event {
+		case "finished":
+			results[e.Step] = e
+		case "check":
+			checks[e.Step] = append(checks[e.Step], e)
+		case "http":
+			statuses[e.Step] = e.Status
+		}
+	}
+	return results, checks, statuses
+}
+
+// checkHealthOnly checks that the steps passed or were skipped for
+// version as want says, that each step of errors has a passed check of
+// kube-apiserver's error line containing its text, and the statuses; it
+// returns the steps' finished events.
+func checkHealthOnly(t *testing.T, version string, want map[string]string, errors map[string]string, statuses map[string]int) map[string]healthOnlyEvent {
+	t.Helper()
+	results, checks, got := runHealthOnly(t, version)
+	for step, result := range want {
+		if r := results[step]; r.Result != result {
+			t.Errorf("%s: %+v, want %s", step, r, result)
+		}
+	}
+	for step, line := range errors {
+		seen := false
+		for _, c := range checks[step] {
+			seen = seen || c.OK && strings.Contains(c.Got, line)
+		}
+		if !seen {
+			t.Errorf("%s: no passed check of kube-apiserver's error line %q: %+v", step, line, checks[step])
+		}
+	}
+	for step, status := range statuses {
+		if got[step] != status {
+			t.Errorf("%s answered %d, want %d", step, got[step], status)
+		}
+	}
+	return results
+}
+
 // TestHealthOnlyLocalV1202: what v1.20.2 really does with the scenario's
 // AuthenticationConfiguration — it refuses the flag, the lab rolls back,
 // and anonymous requests stay on (the scenario's "<1.29" expectations).
 func TestHealthOnlyLocalV1202(t *testing.T) {
-	needCluster(t)
-	needCached(t, "v1.20.2")
-	code, out, errOut := run(t, "run", "anonymous-health-only", "--backend", "local", "--kubernetes-version", "v1.20.2", "--output", "json", "--lang", "en")
-	if code != ExitOK {
-		t.Fatalf("exit %d, want 0\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
-	}
-	type event struct {
-		Event  string `json:"event"`
-		Step   string `json:"step"`
-		Name   string `json:"name"`
-		Got    string `json:"got"`
-		OK     bool   `json:"ok"`
-		Result string `json:"result"`
-		Error  string `json:"error"`
-		Path   string `json:"path"`
-		Status int    `json:"status"`
-	}
-	results := map[string]event{}
-	var refused []event
-	statuses := map[string]int{}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var e event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
-		}
-		switch {
-		case e.Event == "finished":
-			results[e.Step] = e
-		case e.Event == "check" && e.Step == "health-only-config-refused":
-			refused = append(refused, e)
-		case e.Event == "http":
-			statuses[e.Step] = e.Status
-		}
-	}
-	if r := results["health-only-config"]; r.Result != "skipped" || r.Error != "the step is for Kubernetes >=1.34; this cluster runs v1.20.2" {
+	results := checkHealthOnly(t, "v1.20.2",
+		map[string]string{"health-only-config": "skipped", "health-only-config-refused": "passed", "both-settings-refused": "skipped"},
+		map[string]string{"health-only-config-refused": "Error: unknown flag: --authentication-config"},
+		map[string]int{"anonymous-livez": 200, "anonymous-version": 200, "anonymous-api": 403, "anonymous-namespaces": 200})
+	if r := results["health-only-config"]; r.Error != "the step is for Kubernetes >=1.34; this cluster runs v1.20.2" {
 		t.Errorf("health-only-config: %+v, want skipped for its version", r)
 	}
-	if r := results["health-only-config-refused"]; r.Result != "passed" {
-		t.Errorf("health-only-config-refused: %+v, want passed", r)
-	}
-	gotError := false
-	for _, c := range refused {
-		gotError = gotError || c.OK && strings.Contains(c.Got, "Error: unknown flag: --authentication-config")
-	}
-	if !gotError {
-		t.Errorf("no passed check of kube-apiserver's error line: %+v", refused)
-	}
-	for step, want := range map[string]int{"anonymous-livez": 200, "anonymous-version": 200, "anonymous-api": 403, "anonymous-namespaces": 200} {
-		if statuses[step] != want {
-			t.Errorf("%s answered %d, want %d", step, statuses[step], want)
-		}
-	}
+}
+
+// healthOnly is what a version with the anonymous: block answers: the
+// health paths anonymously, nothing else.
+var healthOnly = map[string]int{"anonymous-livez": 200, "anonymous-readyz": 200, "anonymous-healthz": 200, "anonymous-version": 401, "anonymous-api": 401, "anonymous-namespaces": 401, "anonymous-livez-after-rollback": 200}
+
+// TestHealthOnlyLocalV131: in 1.31 the anonymous field is alpha —
+// kube-apiserver refuses it without AnonymousAuthConfigurableEndpoints
+// (its own spelling of the gate in the error), takes it with the gate.
+func TestHealthOnlyLocalV131(t *testing.T) {
+	checkHealthOnly(t, "v1.31.14",
+		map[string]string{"health-only-config": "skipped", "health-only-config-beta": "skipped", "health-only-config-alpha-refused": "passed", "health-only-config-alpha": "passed", "both-settings-refused": "passed"},
+		map[string]string{
+			"health-only-config-alpha-refused": "anonymous is not supported when AnonymousAuthConfigurableEnpoints feature gate is disabled",
+			"both-settings-refused":            "--anonynous-auth flag cannot be set when anonymous field is configured",
+		},
+		healthOnly)
+}
+
+// TestHealthOnlyLocalV132: in 1.32 the anonymous field is beta and on by
+// default, in apiserver.config.k8s.io/v1beta1.
+func TestHealthOnlyLocalV132(t *testing.T) {
+	checkHealthOnly(t, "v1.32.13",
+		map[string]string{"health-only-config": "skipped", "health-only-config-beta": "passed", "health-only-config-alpha-refused": "skipped", "health-only-config-alpha": "skipped", "both-settings-refused": "passed"},
+		map[string]string{"both-settings-refused": "--anonynous-auth flag cannot be set when anonymous field is configured"},
+		healthOnly)
 }
 
 // TestHandsOnArticleLocalV1202: in hands-on mode on v1.20.2 the attendee
