@@ -118,10 +118,7 @@ func Resolve(ctx context.Context, version string, opts ...Option) (string, error
 	if complete(dir, version) == nil {
 		return dir, nil
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", fmt.Errorf("create cache %s: %w", root, err)
-	}
-	unlock, err := lock(ctx, filepath.Join(root, ".build.lock"))
+	unlock, err := lockCache(ctx, root)
 	if err != nil {
 		return "", err
 	}
@@ -154,6 +151,14 @@ func executable(file string) error {
 		return fmt.Errorf("%s is not executable", filepath.Base(file))
 	}
 	return nil
+}
+
+// lockCache creates the cache root and takes its build lock.
+func lockCache(ctx context.Context, root string) (func(), error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("create cache %s: %w", root, err)
+	}
+	return lock(ctx, filepath.Join(root, ".build.lock"))
 }
 
 // lock takes an exclusive lock on path, so that only one Kubernetes build
@@ -284,10 +289,7 @@ func buildMissing(ctx context.Context, dir string, names []string, fn func(b bui
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return fmt.Errorf("create cache %s: %w", root, err)
-	}
-	unlock, err := lock(ctx, filepath.Join(root, ".build.lock"))
+	unlock, err := lockCache(ctx, root)
 	if err != nil {
 		return err
 	}

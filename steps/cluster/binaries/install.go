@@ -33,10 +33,7 @@ func Install(ctx context.Context, version, from string, opts ...Option) (string,
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", fmt.Errorf("create cache %s: %w", root, err)
-	}
-	unlock, err := lock(ctx, filepath.Join(root, ".build.lock"))
+	unlock, err := lockCache(ctx, root)
 	if err != nil {
 		return "", err
 	}
