@@ -42,8 +42,8 @@ matrix: build
 
 # Everything CI runs, each phase timed (hack/test.sh prints the table at
 # the end): set-up (deps, binaries, cross, Docker, node image), the kind
-# backend on a real kind cluster (test-kind), the e2e suite on kind
-# (e2e-kind), then test-local.
+# backend on real kind clusters (test-kind) side by side with the e2e
+# suite on kind (e2e-kind), then test-local.
 test:
 	@bash hack/test.sh
 
