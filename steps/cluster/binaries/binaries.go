@@ -255,14 +255,25 @@ func BuildEtcd(ctx context.Context, version, dir string) error {
 // BuildCommand builds the main package pkg of module mod at version into
 // dir, named after the package's last path element, unless it is there.
 func BuildCommand(ctx context.Context, mod, version, pkg, dir string) error {
-	return buildMissing(ctx, dir, []string{path.Base(pkg)}, func(b builder, work, out string, _ []string) error {
+	return buildWith(ctx, mod, version, path.Base(pkg), toolsSource(pkg), pkg, dir)
+}
+
+// BuildMain builds source, a main package that uses module mod at version,
+// into dir as name, unless it is there.
+func BuildMain(ctx context.Context, mod, version, name, source, dir string) error {
+	return buildWith(ctx, mod, version, name, source, ".", dir)
+}
+
+// buildWith builds pkg of a build module named name that requires mod at
+// version and holds source, into dir as name, unless it is there.
+func buildWith(ctx context.Context, mod, version, name, source, pkg, dir string) error {
+	return buildMissing(ctx, dir, []string{name}, func(b builder, work, out string, _ []string) error {
 		mf, err := b.moduleFile(mod, version, work)
 		if err != nil {
 			return err
 		}
-		name := path.Base(pkg)
 		gomod := fmt.Sprintf("module anonlab.local/build/%s\n\ngo %s\n\nrequire %s %s\n", name, mf.Go.Version, mod, version)
-		m, err := b.module(filepath.Join(work, name), gomod, toolsSource(pkg), out, "-s -w", pkg)
+		m, err := b.module(filepath.Join(work, name), gomod, source, out, "-s -w", pkg)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,8 @@
 // Command image builds, from Go module sources and with no registry, the
 // binaries of a kind node image: the node's own commands (kubelet, kubeadm,
 // kubectl, crictl) and one binary for each image kubeadm expects (the
-// control plane, kube-proxy, etcd, CoreDNS, pause). build.sh runs it and
+// control plane, kube-proxy, etcd, CoreDNS with the plugins of kubeadm's
+// Corefile, pause). build.sh runs it and
 // reads one line per file from its output:
 //
 //	node PATH               a command the node runs, installed in /usr/bin
@@ -101,11 +102,10 @@ func run(ctx context.Context, version string) error {
 			}
 			bin, dest = filepath.Join(dir, binaries.Etcd), "/usr/local/bin/etcd"
 		case "coredns":
-			dir := filepath.Join(root, "coredns", tag)
-			if err := binaries.BuildCommand(ctx, "github.com/coredns/coredns", tag, "github.com/coredns/coredns", dir); err != nil {
+			if bin, err = buildCoreDNS(ctx, filepath.Join(kdir, "kubeadm"), version, tag, root); err != nil {
 				return err
 			}
-			bin, dest = filepath.Join(dir, "coredns"), "/coredns"
+			dest = "/coredns"
 		case "pause":
 			if bin, err = buildPause(ctx, version, tag, filepath.Join(root, "pause", tag)); err != nil {
 				return err
