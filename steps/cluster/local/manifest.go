@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -211,11 +212,20 @@ func (b *Backend) DescribeChange(change cluster.APIServerChange) string {
 		lines = append(lines, fmt.Sprintf(`mkdir -p %s && cp "$MANIFESTS"/%s %s`,
 			cluster.ShellQuote(b.filesDir()), cluster.ShellQuote(source), cluster.ShellQuote(filepath.Join(b.filesDir(), filepath.Base(name)))))
 	}
-	sed, err := staticpod.Sed(change.SetIn(b.filesDir()), change.Remove, `"$KUBE_APISERVER_MANIFEST"`)
+	sed, err := hostSed(change.SetIn(b.filesDir()), change.Remove, `"$KUBE_APISERVER_MANIFEST"`)
 	if err != nil {
 		return strings.Join(append(lines, "# "+err.Error()), "\n")
 	}
 	return strings.Join(append(lines, sed), "\n")
+}
+
+// hostSed is the edit as a command for the sed of this machine, where the
+// person types it: GNU sed on Linux, BSD sed on macOS.
+func hostSed(set, remove []string, file string) (string, error) {
+	if runtime.GOOS == "linux" {
+		return staticpod.Sed(set, remove, file)
+	}
+	return staticpod.SedBSD(set, remove, file)
 }
 
 // DescribeFlagsRead implements cluster.FlagsDescriber.

@@ -23,8 +23,8 @@ var someArgs = []string{
 }
 
 // TestRenderManifest: the manifest reads back as the flags, and the edit
-// the lab makes (staticpod.Edit) and the one it shows (staticpod.Sed, run
-// by bash) work on it and agree.
+// the lab makes (staticpod.Edit) and the one it shows (hostSed, run by
+// bash with this machine's sed) work on it and agree.
 func TestRenderManifest(t *testing.T) {
 	t.Parallel()
 	data, err := renderManifest("/cache/v1.37.2", someArgs)
@@ -47,7 +47,7 @@ func TestRenderManifest(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sed, err := staticpod.Sed(set, remove, `"$KUBE_APISERVER_MANIFEST"`)
+	sed, err := hostSed(set, remove, `"$KUBE_APISERVER_MANIFEST"`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,10 +92,16 @@ func Edit(manifest []byte, set, remove []string) ([]byte, error) {
 	return result, nil
 }
 
-// SedArgs is the edit as the arguments of GNU sed, before the file: the
-// same bytes as Edit makes.
-func SedArgs(set, remove []string) ([]string, error) {
+// sedArgs is the edit as the arguments of sed, before the file: the same
+// bytes as Edit makes. GNU sed's (bsd false) is what Linux has, and the
+// kind node; BSD sed's (macOS) differs in two places: -i takes its backup
+// suffix as the next argument (an empty one for none), and a\ takes its text on the
+// next line, where a backslash keeps the item's leading spaces.
+func sedArgs(set, remove []string, bsd bool) ([]string, error) {
 	args := []string{"-i", "-E"}
+	if bsd {
+		args = []string{"-i", "", "-E"}
+	}
 	if drop := names(set, remove); len(drop) > 0 {
 		args = append(args, "-e", "/"+itemOf(drop).String()+"/d")
 	}
@@ -105,15 +111,28 @@ func SedArgs(set, remove []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, "-e", `/^`+Indent+`- kube-apiserver$/a\`+strings.ReplaceAll(strings.TrimSuffix(item, "\n"), `\`, `\\`))
+		text := strings.ReplaceAll(strings.TrimSuffix(item, "\n"), `\`, `\\`)
+		if bsd {
+			text = "\n\\" + text
+		}
+		args = append(args, "-e", `/^`+Indent+`- kube-apiserver$/a\`+text)
 	}
 	return args, nil
 }
 
-// Sed is the edit as a shell command on file (a shell word: a path, or a
+// Sed is the edit as a GNU sed command on file (a shell word: a path, or a
 // quoted variable).
 func Sed(set, remove []string, file string) (string, error) {
-	args, err := SedArgs(set, remove)
+	return sed(set, remove, file, false)
+}
+
+// SedBSD is Sed for the sed of macOS and the BSDs.
+func SedBSD(set, remove []string, file string) (string, error) {
+	return sed(set, remove, file, true)
+}
+
+func sed(set, remove []string, file string, bsd bool) (string, error) {
+	args, err := sedArgs(set, remove, bsd)
 	if err != nil {
 		return "", err
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -26,9 +27,34 @@ const commandLine = "    - kube-apiserver\n"
 
 func TestEdit(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("sed"); err != nil {
+	gnu, err := exec.LookPath("sed")
+	if err != nil {
 		t.Fatalf("the sed command the lab shows cannot be checked: %v", err)
 	}
+	if runtime.GOOS != "linux" {
+		t.Skipf("the GNU sed commands are checked on Linux; here (%s) TestEditBSD checks the ones shown", runtime.GOOS)
+	}
+	checkEdit(t, Sed, gnu)
+}
+
+// TestEditBSD checks the commands shown on macOS (SedBSD) with a BSD sed:
+// the system's on macOS and the BSDs, else $ANONLAB_BSD_SED.
+func TestEditBSD(t *testing.T) {
+	t.Parallel()
+	bsd := os.Getenv("ANONLAB_BSD_SED")
+	if runtime.GOOS != "linux" && bsd == "" {
+		bsd = "sed"
+	}
+	if bsd == "" {
+		t.Skip("no BSD sed on Linux: set ANONLAB_BSD_SED to one (Apple's text_cmds/sed builds on Linux) to check the commands shown on macOS; the workflow's macOS job checks them with the system's")
+	}
+	checkEdit(t, SedBSD, bsd)
+}
+
+// checkEdit checks Edit on each case, and that the command show makes of
+// the same edit, run by bash with sed as the sed command, writes the same
+// file.
+func checkEdit(t *testing.T, show func(set, remove []string, file string) (string, error), sed string) {
 	orig := readManifest(t)
 	under := func(items ...string) string {
 		return strings.Replace(orig, commandLine, commandLine+strings.Join(items, ""), 1)
@@ -62,6 +88,7 @@ func TestEdit(t *testing.T) {
 			withFlag,
 		},
 		{"a flag whose name starts the same stays", under("    - --anonymous-auth-x=1\n"), nil, []string{"--anonymous-auth"}, under("    - --anonymous-auth-x=1\n")},
+		{"a backslash in a value", orig, []string{`--x=a\b`}, nil, under("    - --x=a\\b\n")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
@@ -78,18 +105,21 @@ func TestEdit(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tc.In), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			command, err := Sed(tc.Set, tc.Remove, `"$F"`)
+			command, err := show(tc.Set, tc.Remove, `"$F"`)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command("bash", "-c", command)
-			cmd.Env = append(os.Environ(), "F="+file)
+			cmd := exec.Command("bash", "-c", `sed() { "$SED" "$@"; }; `+command)
+			cmd.Env = append(os.Environ(), "F="+file, "SED="+sed)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("%s: %v: %s", command, err, out)
 			}
-			sed, _ := os.ReadFile(file)
-			if string(sed) != tc.Want {
-				t.Errorf("%s gives:\n%s\nwant:\n%s", command, sed, tc.Want)
+			edited, _ := os.ReadFile(file)
+			if string(edited) != tc.Want {
+				t.Errorf("%s gives:\n%s\nwant:\n%s", command, edited, tc.Want)
+			}
+			if left, _ := filepath.Glob(file + "?*"); len(left) > 0 {
+				t.Errorf("%s left %q beside the manifest", command, left)
 			}
 		})
 	}
