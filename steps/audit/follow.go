@@ -167,6 +167,7 @@ type reader struct {
 	f       *os.File // nil while the file does not exist
 	offset  int64    // of the first byte not yet returned in a line
 	partial []byte
+	midLine bool // opened at the end, inside a line: skip to its end
 }
 
 type line struct {
@@ -193,6 +194,17 @@ func (r *reader) open(offset int64) error {
 	if r.offset, err = f.Seek(offset, whence); err != nil {
 		f.Close()
 		return fmt.Errorf("seek: %w", err)
+	}
+	// The end may be inside a line kube-apiserver is writing (the size
+	// grows page by page during one write): its rest is no event, skipped.
+	r.midLine = false
+	if whence == io.SeekEnd && r.offset > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, r.offset-1); err != nil {
+			f.Close()
+			return fmt.Errorf("read: %w", err)
+		}
+		r.midLine = last[0] != '\n'
 	}
 	r.f = f
 	return nil
@@ -240,6 +252,16 @@ func (r *reader) lines() ([]line, error) {
 		return nil, fmt.Errorf("read: %w", err)
 	}
 	data = append(r.partial, data...)
+	if r.midLine {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			r.offset += int64(len(data))
+			r.partial = nil
+			return nil, nil
+		}
+		r.offset += int64(i) + 1
+		data, r.midLine = data[i+1:], false
+	}
 	var out []line
 	for {
 		i := bytes.IndexByte(data, '\n')

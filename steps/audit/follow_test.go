@@ -69,6 +69,27 @@ func TestFollowFromEnd(t *testing.T) {
 	expect(t, tail, "a", "b")
 }
 
+// TestFollowFromEndMidLine: Follow that starts while kube-apiserver is
+// writing a line (the file's end inside it) skips that line's rest instead
+// of stopping on it as a bad line.
+func TestFollowFromEndMidLine(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	writing := event("writing")
+	appendTo(t, path, event("before")+writing[:50])
+	tail := follow(t, path)
+	appendTo(t, path, writing[50:])
+	appendTo(t, path, event("a"))
+	expect(t, tail, "a")
+	// The rest of the line may also come in pieces.
+	path = filepath.Join(t.TempDir(), "audit.log")
+	appendTo(t, path, writing[:50])
+	tail = follow(t, path)
+	appendTo(t, path, writing[50:60])
+	appendTo(t, path, writing[60:]+event("b"))
+	expect(t, tail, "b")
+}
+
 func TestFollowFromOffset(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "audit.log")

@@ -49,6 +49,7 @@ func TestArticleOnKind(t *testing.T) {
 	}
 	var got []string
 	var edit, cacert, name string
+	var auditLogs []string // the run's log lines about the audit log
 	var last event
 	sc := bufio.NewScanner(strings.NewReader(out.String()))
 	sc.Buffer(nil, 1<<20)
@@ -62,12 +63,15 @@ func TestArticleOnKind(t *testing.T) {
 			if m := regexp.MustCompile(`CA file: (\S+)/ca\.crt`).FindStringSubmatch(e.Text); m != nil {
 				cacert = m[1]
 			}
+			if strings.Contains(e.Text, "audit") {
+				auditLogs = append(auditLogs, e.Step+": "+e.Text)
+			}
 		case e.Event == "http":
 			got = append(got, strings.Join([]string{e.Identity, e.Path, strings.TrimSpace(strings.Join([]string{strconv.Itoa(e.Status), e.Reason, e.Message}, " "))}, " "))
 			// Why, from kube-apiserver's audit log read on the host.
 			switch {
 			case e.Audit == nil:
-				t.Errorf("http event of step %s has no audit record", e.Step)
+				t.Errorf("http event of step %s has no audit record; the run said of the audit log:\n%s", e.Step, strings.Join(auditLogs, "\n"))
 			case e.Step == "anonymous-api" && (e.Audit.User != "system:anonymous" || e.Audit.Decision != "forbid"):
 				t.Errorf("anonymous-api: audit %+v, want system:anonymous, forbid", *e.Audit)
 			case e.Step == "anonymous-api-unauthorized" && e.Audit.User != "":
