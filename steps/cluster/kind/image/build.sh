@@ -23,9 +23,14 @@ repo=$(cd "$here/../../../.." && pwd)
 
 version=${1:?usage: build.sh KUBERNETES_VERSION}
 tag=anonlab/node:$version
-# An image built by this same recipe (these files, this kind module) is
-# reused; one built by an older recipe is rebuilt, from the caches.
-recipe=$( (cat "$here/build.sh" "$here/node-setup.sh" "$here/main.go" && grep 'sigs.k8s.io/kind ' "$repo/go.mod") | sha256sum | cut -c1-12)
+# An image built by this same recipe (these files and the Go program
+# beside them, this kind module) is reused; one built by an older recipe is
+# rebuilt, from the caches.
+recipe=$( (
+	cat "$here/build.sh" "$here/node-setup.sh"
+	for f in "$here"/*.go; do [[ $f == *_test.go ]] || cat "$f"; done
+	grep 'sigs.k8s.io/kind ' "$repo/go.mod"
+) | sha256sum | cut -c1-12)
 built() { [[ $(docker image inspect --format '{{index .Config.Labels "io.anonlab.recipe"}}' "$tag" 2>/dev/null) == "$recipe" ]]; }
 if built; then
 	log "$tag is already built"

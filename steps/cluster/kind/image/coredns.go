@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,15 +35,11 @@ func buildCoreDNS(ctx context.Context, kubeadm, version, tag, root string) (stri
 		return "", err
 	}
 	directives := corefileDirectives(corefile)
-	mod, err := output(ctx, "", "go", "mod", "download", "-json", corednsModule+"@"+tag)
+	modDir, err := moduleDir(ctx, os.TempDir(), corednsModule+"@"+tag)
 	if err != nil {
 		return "", err
 	}
-	var info struct{ Dir string }
-	if err := json.Unmarshal(mod, &info); err != nil {
-		return "", fmt.Errorf("download %s@%s: %w", corednsModule, tag, err)
-	}
-	cfg, err := os.ReadFile(filepath.Join(info.Dir, "plugin.cfg"))
+	cfg, err := os.ReadFile(filepath.Join(modDir, "plugin.cfg"))
 	if err != nil {
 		return "", err
 	}
@@ -87,7 +83,7 @@ func kubeadmCorefile(manifests []byte) (string, error) {
 			return c, nil
 		}
 	}
-	return "", fmt.Errorf("kubeadm's CoreDNS manifests have no ConfigMap with a Corefile")
+	return "", errors.New("kubeadm's CoreDNS manifests have no ConfigMap with a Corefile")
 }
 
 // corefileDirectives lists the plugins a Corefile's server blocks use:

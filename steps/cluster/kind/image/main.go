@@ -130,18 +130,14 @@ func buildPause(ctx context.Context, version, tag, dir string) (string, error) {
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
-	out, err := output(ctx, os.TempDir(), "go", "mod", "download", "-json", "k8s.io/kubernetes@"+version)
+	modDir, err := moduleDir(ctx, os.TempDir(), "k8s.io/kubernetes@"+version)
 	if err != nil {
-		return "", fmt.Errorf("download k8s.io/kubernetes@%s: %w", version, err)
-	}
-	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil {
-		return "", fmt.Errorf("download k8s.io/kubernetes@%s: %w", version, err)
+		return "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	src := filepath.Join(mod.Dir, "build", "pause", "linux", "pause.c")
+	src := filepath.Join(modDir, "build", "pause", "linux", "pause.c")
 	if _, err := output(ctx, os.TempDir(), "gcc", "-Os", "-Wall", "-Werror", "-static", "-DVERSION=v"+tag+"-anonlab", "-o", bin+".tmp", src); err != nil {
 		return "", fmt.Errorf("compile pause (gcc and a static libc, Debian's libc6-dev, are needed): %w", err)
 	}
@@ -156,15 +152,11 @@ var crictlVersionRE = regexp.MustCompile(`(?m)^ARG CRICTL_VERSION="(v[0-9.]+)"`)
 // follow the kube-apiserver container, at the release kind's own base
 // image has (read from the sigs.k8s.io/kind module this repository uses).
 func buildCrictl(ctx context.Context, root string) (string, error) {
-	out, err := output(ctx, "", "go", "mod", "download", "-json", "sigs.k8s.io/kind")
+	kindDir, err := moduleDir(ctx, "", "sigs.k8s.io/kind")
 	if err != nil {
 		return "", err
 	}
-	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil {
-		return "", fmt.Errorf("download sigs.k8s.io/kind: %w", err)
-	}
-	dockerfile, err := os.ReadFile(filepath.Join(mod.Dir, "images", "base", "Dockerfile"))
+	dockerfile, err := os.ReadFile(filepath.Join(kindDir, "images", "base", "Dockerfile"))
 	if err != nil {
 		return "", err
 	}
@@ -177,6 +169,21 @@ func buildCrictl(ctx context.Context, root string) (string, error) {
 		return "", err
 	}
 	return filepath.Join(dir, "crictl"), nil
+}
+
+// moduleDir downloads mod (path@version, or a path this repository's
+// go.mod requires when dir is "") and returns its directory in the module
+// cache.
+func moduleDir(ctx context.Context, dir, mod string) (string, error) {
+	out, err := output(ctx, dir, "go", "mod", "download", "-json", mod)
+	if err != nil {
+		return "", err
+	}
+	var info struct{ Dir string }
+	if err := json.Unmarshal(out, &info); err != nil {
+		return "", fmt.Errorf("download %s: %w", mod, err)
+	}
+	return info.Dir, nil
 }
 
 // output runs a command in dir ("": the current directory, this
