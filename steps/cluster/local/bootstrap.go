@@ -19,7 +19,8 @@ import (
 // pkg/registry/scheduling/rest/storage_scheduling.go), so every start is
 // ready a second after kube-apiserver could answer. On a restart the hooks
 // reconcile objects a kube-apiserver already made: when none of them
-// changed since one last finished, they change nothing, and the new
+// changed since one last finished, and the new one's flags give the same
+// default policy (policyFlags), they change nothing, and the new
 // kube-apiserver answers every request as it will once they have run. The
 // kubelet then waits for /readyz without those two checks. When one changed
 // (a default binding edited: the hook puts a removed subject back unless
@@ -33,6 +34,30 @@ const (
 	// rbacDefaults labels every object of kube-apiserver's default RBAC.
 	rbacDefaults = "kubernetes.io/bootstrapping=rbac-defaults"
 )
+
+// policyFlags are the kube-apiserver flags the bootstrap hooks depend on:
+// feature gates (and the emulated version, which sets their defaults)
+// decide which default roles exist, the authorizers whether RBAC's hook
+// runs at all.
+var policyFlags = []string{"--feature-gates", "--emulated-version", "--authorization-mode", "--authorization-config"}
+
+// policy is args' policyFlags, as given, one per line: bootstrap hooks
+// started with other values may have work to do however their objects are.
+func policy(args []string) string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		name, _, hasValue := strings.Cut(args[i], "=")
+		if !slices.Contains(policyFlags, name) {
+			continue
+		}
+		out = append(out, args[i])
+		if !hasValue && i+1 < len(args) {
+			i++
+			out[len(out)-1] += " " + args[i]
+		}
+	}
+	return strings.Join(out, "\n")
+}
 
 // readyName is how progress names a readiness check.
 func readyName(path string) string {

@@ -171,7 +171,7 @@ func (b *Backend) sync(ctx context.Context, readiness *sync.WaitGroup) {
 	b.mu.Unlock()
 	ready := readyz
 	if grace > 0 {
-		ready = b.readiness(ctx) // read from the old one, which still serves
+		ready = b.readiness(ctx, args) // read from the old one, which still serves
 	}
 	switch {
 	case old != nil && grace > 0 && old.proc != nil && old.proc.running():
@@ -202,33 +202,36 @@ func (b *Backend) sync(ctx context.Context, readiness *sync.WaitGroup) {
 			b.mu.Unlock()
 		})
 		if err == nil && ready == readyz {
-			b.noteBootstrapped(rctx)
+			b.noteBootstrapped(rctx, args)
 		}
 		b.settle(p, err)
 	}()
 }
 
-// readiness is what the kube-apiserver about to replace the serving one
-// must answer to serve: readyzBootstrapped when the objects of the
-// bootstrap hooks are as a kube-apiserver last left them (read from the
-// one that serves, bootstrap.go), else readyz.
-func (b *Backend) readiness(ctx context.Context) string {
+// readiness is what a kube-apiserver with args, about to replace the
+// serving one, must answer to serve: readyzBootstrapped when the objects of
+// the bootstrap hooks are as a kube-apiserver with the same policy flags
+// last left them (read from the one that serves, bootstrap.go), else
+// readyz.
+func (b *Backend) readiness(ctx context.Context, args []string) string {
 	state, err := b.bootstrapState(ctx)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err != nil || state == "" || state != b.bootstrapped {
+	if err != nil || state == "" || state+"\n"+policy(args) != b.bootstrapped {
 		return readyz
 	}
 	return readyzBootstrapped
 }
 
 // noteBootstrapped records the state of the bootstrap hooks' objects just
-// after a kube-apiserver finished them ("" when it cannot be read: the next
-// restart then waits for them).
-func (b *Backend) noteBootstrapped(ctx context.Context) {
+// after a kube-apiserver with args finished them, with its policy flags
+// ("" when it cannot be read: the next restart then waits for them).
+func (b *Backend) noteBootstrapped(ctx context.Context, args []string) {
 	state, err := b.bootstrapState(ctx)
-	if err != nil {
+	if err != nil || state == "" {
 		state = ""
+	} else {
+		state += "\n" + policy(args)
 	}
 	b.mu.Lock()
 	b.bootstrapped = state

@@ -226,6 +226,17 @@ func TestKubelet(t *testing.T) {
 		}
 	})
 
+	t.Run("a restart with other feature gates waits for the bootstrap hooks", func(t *testing.T) {
+		// Feature gates decide which default roles exist.
+		if err := b.ReconfigureAPIServer(ctx, cluster.APIServerChange{Set: []string{"--feature-gates=AllAlpha=false"}}); err != nil {
+			t.Fatal(err)
+		}
+		if ready := servedBy(b); ready != readyz {
+			t.Errorf("the new kube-apiserver served by %s, want %s", ready, readyz)
+		}
+		restore(t)
+	})
+
 	t.Run("an interrupted change", func(t *testing.T) {
 		for _, rollback := range []bool{false, true} {
 			cctx, cancel := context.WithCancel(ctx)

@@ -362,7 +362,7 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 	if err := b.waitReady(rctx, apiserver, report); err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
 	}
-	b.noteBootstrapped(rctx)
+	b.noteBootstrapped(rctx, args)
 	b.settle(apiserver, nil)
 	return nil
 }
