@@ -3,11 +3,13 @@ package local
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -87,14 +89,20 @@ var systemPriorityClasses = []string{"system-cluster-critical", "system-node-cri
 func (b *Backend) bootstrapState(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	lists := make([][]objectMeta, len(bootstrapLists))
+	errs := make([]error, len(bootstrapLists))
+	var wg sync.WaitGroup
+	for i, path := range bootstrapLists {
+		wg.Go(func() { lists[i], errs[i] = b.listMeta(ctx, path) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return "", err
+	}
 	var lines []string
 	rbac, priority := 0, 0
-	for _, path := range bootstrapLists {
-		items, err := b.listMeta(ctx, path)
-		if err != nil {
-			return "", err
-		}
-		for _, m := range items {
+	for i, path := range bootstrapLists {
+		for _, m := range lists[i] {
 			if strings.Contains(path, "/priorityclasses") {
 				if !slices.Contains(systemPriorityClasses, m.Name) {
 					continue
@@ -119,12 +127,15 @@ type objectMeta struct {
 	ResourceVersion string `json:"resourceVersion"`
 }
 
-// listMeta lists path and returns its items' metadata.
+// listMeta lists path and returns its items' metadata, asking for nothing
+// more (PartialObjectMetadataList: the default ClusterRoles' rules are
+// most of their size).
 func (b *Backend) listMeta(ctx context.Context, path string) ([]objectMeta, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.Host+path, nil)
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json")
 	resp, err := b.http.Do(req)
 	if err != nil {
 		return nil, err

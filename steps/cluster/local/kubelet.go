@@ -27,6 +27,7 @@ import (
 const (
 	// settleDelay coalesces a burst of events on the manifest (an editor
 	// that writes in place, sed's temporary file and rename) into one read.
+	// The lab's own writes, one rename each, are read at once (written).
 	settleDelay = 100 * time.Millisecond
 	// stopGrace bounds a serving kube-apiserver's graceful shutdown, as a
 	// Pod's termination grace period does.
@@ -120,6 +121,8 @@ func (b *Backend) runKubelet(ctx context.Context, w *fsnotify.Watcher) {
 			b.startErr = "watch the static-Pod manifests: " + err.Error()
 			b.notifyLocked()
 			b.mu.Unlock()
+		case <-b.written:
+			b.sync(ctx, &readiness) // the lab's rename: whole, nothing to coalesce
 		case <-settle.C:
 			b.sync(ctx, &readiness)
 		}

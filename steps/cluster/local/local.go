@@ -106,6 +106,8 @@ type Backend struct {
 	// changed is closed, and replaced, when the kubelet has read the
 	// manifest or pod or startErr changed.
 	changed chan struct{}
+	// written tells the kubelet the lab wrote the manifest (buffered: 1).
+	written chan struct{}
 }
 
 var (
@@ -124,7 +126,7 @@ func New(opts ...Option) *Backend {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Backend{opts: o, changed: make(chan struct{})}
+	return &Backend{opts: o, changed: make(chan struct{}), written: make(chan struct{}, 1)}
 }
 
 // Name implements cluster.Backend.
