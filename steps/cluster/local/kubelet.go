@@ -27,7 +27,6 @@ import (
 const (
 	// settleDelay coalesces a burst of events on the manifest (an editor
 	// that writes in place, sed's temporary file and rename) into one read.
-	// The lab's own writes, one rename each, are read at once (written).
 	settleDelay = 100 * time.Millisecond
 	// stopGrace bounds a serving kube-apiserver's graceful shutdown, as a
 	// Pod's termination grace period does.
@@ -40,7 +39,7 @@ type podState int
 
 const (
 	starting podState = iota // started, has not served yet
-	serving                  // answered its readiness check 200
+	serving                  // answered /readyz 200
 	failed                   // exited, could not start, or did not serve within the bound
 	stopping                 // replaced by a newer manifest
 )
@@ -55,9 +54,6 @@ type pod struct {
 	err    error              // why it failed
 	status string             // what its readiness wait saw last
 	cancel context.CancelFunc // ends its readiness wait; nil when none runs
-	// ready is the readiness check it serves by: readyz, or
-	// readyzBootstrapped when the bootstrap hooks have nothing to change.
-	ready string
 }
 
 // startKubelet watches the manifests directory on a goroutine of its own
@@ -121,8 +117,6 @@ func (b *Backend) runKubelet(ctx context.Context, w *fsnotify.Watcher) {
 			b.startErr = "watch the static-Pod manifests: " + err.Error()
 			b.notifyLocked()
 			b.mu.Unlock()
-		case <-b.written:
-			b.sync(ctx, &readiness) // the lab's rename: whole, nothing to coalesce
 		case <-settle.C:
 			b.sync(ctx, &readiness)
 		}
@@ -172,10 +166,6 @@ func (b *Backend) sync(ctx context.Context, readiness *sync.WaitGroup) {
 	}
 	b.notifyLocked()
 	b.mu.Unlock()
-	ready := readyz
-	if grace > 0 {
-		ready = b.readiness(ctx, args) // read from the old one, which still serves
-	}
 	switch {
 	case old != nil && grace > 0 && old.proc != nil && old.proc.running():
 		b.replace(ctx, old.proc, grace, readiness)
@@ -185,7 +175,7 @@ func (b *Backend) sync(ctx context.Context, readiness *sync.WaitGroup) {
 	if ctx.Err() != nil {
 		return
 	}
-	p, err := b.startAPIServer(args, ready)
+	p, err := b.startAPIServer(args)
 	if err != nil {
 		p.proc.kill() // not in the ledger: it must not outlive the lab
 		b.settle(p, fmt.Errorf("start kube-apiserver: %w", err))
@@ -199,46 +189,13 @@ func (b *Backend) sync(ctx context.Context, readiness *sync.WaitGroup) {
 	go func() {
 		defer readiness.Done()
 		defer cancel()
-		err := b.waitReady(rctx, p, func(detail string, _ time.Duration) {
+		err := b.waitReady(rctx, p.proc, func(detail string, _ time.Duration) {
 			b.mu.Lock()
 			p.status = detail
 			b.mu.Unlock()
 		})
-		if err == nil && ready == readyz {
-			b.noteBootstrapped(rctx, args)
-		}
 		b.settle(p, err)
 	}()
-}
-
-// readiness is what a kube-apiserver with args, about to replace the
-// serving one, must answer to serve: readyzBootstrapped when the objects of
-// the bootstrap hooks are as a kube-apiserver with the same policy flags
-// last left them (read from the one that serves, bootstrap.go), else
-// readyz.
-func (b *Backend) readiness(ctx context.Context, args []string) string {
-	state, err := b.bootstrapState(ctx)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err != nil || state == "" || state+"\n"+policy(args) != b.bootstrapped {
-		return readyz
-	}
-	return readyzBootstrapped
-}
-
-// noteBootstrapped records the state of the bootstrap hooks' objects just
-// after a kube-apiserver with args finished them, with its policy flags
-// ("" when it cannot be read: the next restart then waits for them).
-func (b *Backend) noteBootstrapped(ctx context.Context, args []string) {
-	state, err := b.bootstrapState(ctx)
-	if err != nil || state == "" {
-		state = ""
-	} else {
-		state += "\n" + policy(args)
-	}
-	b.mu.Lock()
-	b.bootstrapped = state
-	b.mu.Unlock()
 }
 
 // replace stops old, a serving kube-apiserver, as a kubelet stops a
@@ -340,8 +297,8 @@ func (b *Backend) waitPod(ctx context.Context, data []byte, want []string) error
 }
 
 // ServingAPIServer implements cluster.ServingAPIServerReader: the flags of
-// the kube-apiserver the kubelet runs when it answers its readiness check
-// 200 as the admin, and the start error recorded since one last served.
+// the kube-apiserver the kubelet runs when it answers /readyz 200 as the
+// admin, and the start error recorded since one last served.
 func (b *Backend) ServingAPIServer(ctx context.Context) ([]string, string, error) {
 	b.mu.Lock()
 	p, startErr := b.pod, b.startErr
@@ -350,7 +307,7 @@ func (b *Backend) ServingAPIServer(ctx context.Context) ([]string, string, error
 	if !live || !p.proc.running() {
 		return nil, startErr, nil
 	}
-	code, err := b.get(ctx, p.ready)
+	code, err := b.get(ctx, "/readyz")
 	if ctx.Err() != nil {
 		return nil, "", fmt.Errorf("read the serving kube-apiserver: %w", ctx.Err())
 	}

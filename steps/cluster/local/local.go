@@ -98,16 +98,11 @@ type Backend struct {
 	// startErr is why a kube-apiserver started from the manifest failed,
 	// since one last served: its own last error line when it has one.
 	startErr string
-	// bootstrapped is the state of the bootstrap hooks' objects when a
-	// kube-apiserver last finished them (bootstrap.go), "" when unknown.
-	bootstrapped string
 	// synced is the manifest the kubelet read last.
 	synced []byte
 	// changed is closed, and replaced, when the kubelet has read the
 	// manifest or pod or startErr changed.
 	changed chan struct{}
-	// written tells the kubelet the lab wrote the manifest (buffered: 1).
-	written chan struct{}
 }
 
 var (
@@ -126,7 +121,7 @@ func New(opts ...Option) *Backend {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Backend{opts: o, changed: make(chan struct{}), written: make(chan struct{}, 1)}
+	return &Backend{opts: o, changed: make(chan struct{})}
 }
 
 // Name implements cluster.Backend.
@@ -352,7 +347,7 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 	if b.http, err = rest.HTTPClientFor(b.cfg); err != nil {
 		return err
 	}
-	apiserver, err := b.startAPIServer(args, readyz)
+	apiserver, err := b.startAPIServer(args)
 	if err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
 	}
@@ -361,10 +356,9 @@ func (b *Backend) startControlPlane(ctx context.Context, p *pki) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.opts.readyWithin)
 	defer cancel()
-	if err := b.waitReady(rctx, apiserver, report); err != nil {
+	if err := b.waitReady(rctx, apiserver.proc, report); err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
 	}
-	b.noteBootstrapped(rctx, args)
 	b.settle(apiserver, nil)
 	return nil
 }
@@ -410,16 +404,16 @@ func (b *Backend) writeKubeconfig() error {
 	return clientcmd.WriteToFile(*kc, filepath.Join(b.dir, "admin.kubeconfig"))
 }
 
-// startAPIServer starts kube-apiserver with args as the current pod, whose
-// readiness check is ready, and records it in the run's ledger entry. The
-// pod's process is nil when it could not start.
-func (b *Backend) startAPIServer(args []string, ready string) (*pod, error) {
+// startAPIServer starts kube-apiserver with args as the current pod and
+// records it in the run's ledger entry. The pod's process is nil when it
+// could not start.
+func (b *Backend) startAPIServer(args []string) (*pod, error) {
 	log := filepath.Join(b.dir, "kube-apiserver.log")
 	// The one it replaces may still be writing its shutdown to its log.
 	// Best effort: a log that cannot be moved is replaced, as before.
 	_ = os.Rename(log, filepath.Join(b.dir, "kube-apiserver.previous.log"))
 	proc, err := start(binaries.KubeAPIServer, filepath.Join(b.bin, binaries.KubeAPIServer), args, log, !b.opts.keep)
-	p := &pod{args: args, proc: proc, state: starting, ready: ready}
+	p := &pod{args: args, proc: proc, state: starting}
 	b.mu.Lock()
 	b.pod = p
 	b.mu.Unlock()
@@ -429,11 +423,10 @@ func (b *Backend) startAPIServer(args []string, ready string) (*pod, error) {
 	return p, b.record()
 }
 
-// waitReady polls p's readiness check as the admin until it answers 200,
-// the process or etcd exits, or ctx ends (its deadline is the bound),
+// waitReady polls kube-apiserver's /readyz as the admin until it answers
+// 200, the process or etcd exits, or ctx ends (its deadline is the bound),
 // telling report what it saw.
-func (b *Backend) waitReady(ctx context.Context, pd *pod, report func(detail string, elapsed time.Duration)) error {
-	p := pd.proc
+func (b *Backend) waitReady(ctx context.Context, p *process, report func(detail string, elapsed time.Duration)) error {
 	start := time.Now()
 	interval := 10 * time.Millisecond
 	timer := time.NewTimer(0)
@@ -449,16 +442,16 @@ func (b *Backend) waitReady(ctx context.Context, pd *pod, report func(detail str
 			return fmt.Errorf("etcd exited (%v): %s", b.etcd.err, b.etcd.lastError())
 		case <-timer.C:
 		}
-		code, err := b.get(ctx, pd.ready)
+		code, err := b.get(ctx, "/readyz")
 		if err == nil && code == http.StatusOK {
 			return nil
 		}
 		if err != nil {
 			last = err.Error()
 		} else {
-			last = "answered " + strconv.Itoa(code)
+			last = "GET /readyz " + strconv.Itoa(code)
 		}
-		report("polling "+b.cfg.Host+readyName(pd.ready)+" as "+adminUser+": "+last, time.Since(start))
+		report("polling "+b.cfg.Host+"/readyz as "+adminUser+": "+last, time.Since(start))
 		timer.Reset(interval)
 		interval = min(interval*2, 50*time.Millisecond)
 	}

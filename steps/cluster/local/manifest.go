@@ -90,8 +90,7 @@ func (b *Backend) writeManifests() error {
 }
 
 // writeManifest puts data in place with one rename, so that the kubelet
-// never reads half a file, and tells the kubelet, which reads it without
-// waiting for more events. The temporary file is outside manifests/.
+// never reads half a file. The temporary file is outside manifests/.
 func (b *Backend) writeManifest(data []byte) error {
 	f, err := os.CreateTemp(b.dir, "."+manifestFile+".*")
 	if err != nil {
@@ -103,10 +102,6 @@ func (b *Backend) writeManifest(data []byte) error {
 	}
 	if err := os.Rename(f.Name(), b.manifestPath()); err != nil {
 		return errors.Join(fmt.Errorf("move the kube-apiserver manifest into place: %w", err), os.Remove(f.Name()))
-	}
-	select {
-	case b.written <- struct{}{}:
-	default: // one is pending: the kubelet reads the file as it is then
 	}
 	return nil
 }
