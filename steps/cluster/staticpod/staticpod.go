@@ -95,8 +95,8 @@ func Edit(manifest []byte, set, remove []string) ([]byte, error) {
 // sedArgs is the edit as the arguments of sed, before the file: the same
 // bytes as Edit makes. GNU sed's (bsd false) is what Linux has, and the
 // kind node; BSD sed's (macOS) differs in two places: -i takes its backup
-// suffix as the next argument (an empty one for none), and a\ takes its text on the
-// next line, where a backslash keeps the item's leading spaces.
+// suffix as the next argument (an empty one for none), and a\ takes its
+// text on the next line, where a backslash keeps the item's leading spaces.
 func sedArgs(set, remove []string, bsd bool) ([]string, error) {
 	args := []string{"-i", "-E"}
 	if bsd {
